@@ -1,0 +1,5 @@
+"""Allow `python -m posenet`."""
+
+from posenet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""Shared fixtures: the read-only sample data beside the checkout, skipped when absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POSENET_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data` (sample datasets); the test is skipped when it is not there."""
+    path = SHARED / "data"
+    if not path.is_dir():
+        pytest.skip(f"shared sample data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def opentrack_models() -> Path:
+    """`../shared/peers/opentrack` (Opentrack's published ONNX models)."""
+    path = SHARED / "peers" / "opentrack"
+    if not path.is_dir():
+        pytest.skip(f"Opentrack models not found at {path}")
+    return path
