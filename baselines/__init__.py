@@ -1,0 +1,1 @@
+"""Non-learned head-pose estimators (landmarks + PnP) and face detectors."""

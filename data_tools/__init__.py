@@ -1,0 +1,1 @@
+"""Datasets: the HDF5 format, the synthetic renderer, converters, augmentation, inspection."""

@@ -1,0 +1,1 @@
+"""Converters from the public benchmark datasets to the project's HDF5 format."""
