@@ -1,0 +1,82 @@
+"""The 3D 68-landmark mean face (iBUG-300W order) and the iBUG mirror permutation.
+
+Written for this project from anthropometric proportions of an adult head (not fitted to
+any scanned data set): face width about 140 mm at the jaw contour, outer eye corners
+90 mm apart, inner corners 32 mm apart, nasion to subnasale 56 mm, subnasale to chin
+67 mm, nose tip 96 mm in front of the head centre.
+
+Frame (DESIGN.md §2): millimetres, x right, y down, z into the screen; the face looks
+toward -z, so the nose tip has the most negative z. The origin is the head centre,
+roughly the centre of the skull at eye height, so that `coords` (the projected head
+centre and the projected length of `HEAD_SIZE_MM`) are natural. Point 0 is the jaw end
+on the image left at identity pose (the subject's right side).
+
+Only the left half (image left, x <= 0) and the midline are written out; the right half
+is its mirror image, so the model is exactly symmetric under x -> -x with
+`FLIP_PERMUTATION_68`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HEAD_SIZE_MM = 100.0  # the `coords` size is the projected length of this at the head centre
+HEAD_CENTER = np.zeros(3)  # the model origin is the head centre
+
+# iBUG-68 re-indexing for a horizontally mirrored image: new[i] = old[FLIP_PERMUTATION_68[i]].
+FLIP_PERMUTATION_68 = np.array(
+    list(range(16, -1, -1))                          # jaw contour 0..16 reversed
+    + list(range(26, 16, -1))                        # brows 17..21 <-> 26..22
+    + [27, 28, 29, 30]                               # nose bridge on the midline
+    + [35, 34, 33, 32, 31]                           # nostril base reversed
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]  # eyes swapped, outer corner first
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lip
+    + [64, 63, 62, 61, 60, 67, 66, 65],              # inner lip
+    dtype=np.int64,
+)
+
+# Image-left half and midline points (index -> x, y, z in mm).
+_HALF_FACE = {
+    # jaw contour, from the ear (0) down to the chin (8)
+    0: (-70.0, 5.0, -5.0), 1: (-69.0, 25.0, -9.0), 2: (-66.0, 44.0, -15.0),
+    3: (-62.0, 62.0, -23.0), 4: (-55.0, 79.0, -34.0), 5: (-45.0, 92.0, -48.0),
+    6: (-33.0, 102.0, -61.0), 7: (-18.0, 109.0, -71.0), 8: (0.0, 111.0, -75.0),
+    # brow, outer (17) to inner (21)
+    17: (-57.0, -22.0, -56.0), 18: (-47.0, -30.0, -67.0), 19: (-35.0, -33.0, -74.0),
+    20: (-23.0, -32.0, -78.0), 21: (-11.0, -27.0, -80.0),
+    # nose bridge, nasion (27) to tip (30)
+    27: (0.0, -12.0, -78.0), 28: (0.0, 3.0, -84.0), 29: (0.0, 17.0, -90.0), 30: (0.0, 32.0, -96.0),
+    # nostril base, image-left wing (31) to subnasale (33)
+    31: (-14.0, 40.0, -79.0), 32: (-7.0, 43.0, -85.0), 33: (0.0, 44.0, -87.0),
+    # image-left eye: outer corner, upper lid (outer, inner), inner corner, lower lid (inner, outer)
+    36: (-45.0, 0.0, -63.0), 37: (-37.0, -5.0, -70.0), 38: (-25.0, -5.5, -72.0),
+    39: (-16.0, 0.0, -70.0), 40: (-25.0, 3.0, -71.0), 41: (-37.0, 3.0, -69.0),
+    # outer lip: corner (48), upper lip to the midline (51); lower lip from the midline (57)
+    48: (-25.0, 68.0, -71.0), 49: (-16.0, 62.0, -81.0), 50: (-7.0, 59.0, -87.0), 51: (0.0, 60.0, -88.0),
+    57: (0.0, 79.0, -86.0), 58: (-7.0, 78.0, -85.0), 59: (-16.0, 75.0, -80.0),
+    # inner lip: corner (60), upper (61, 62), lower (66, 67)
+    60: (-21.0, 68.0, -75.0), 61: (-8.0, 66.0, -85.0), 62: (0.0, 66.0, -86.5),
+    66: (0.0, 68.0, -86.5), 67: (-8.0, 68.0, -85.0),
+}
+
+
+def _mirror_half(half: dict[int, tuple[float, float, float]]) -> np.ndarray:
+    """Complete the 68 points: each missing point is the mirror image of its flip partner."""
+    points = np.full((68, 3), np.nan)
+    for index, xyz in half.items():
+        points[index] = xyz
+    for index in range(68):
+        if np.isnan(points[index, 0]):
+            points[index] = points[FLIP_PERMUTATION_68[index]] * np.array([-1.0, 1.0, 1.0])
+    return points
+
+
+LANDMARKS_68 = _mirror_half(_HALF_FACE)
+LANDMARKS_68.setflags(write=False)
+FLIP_PERMUTATION_68.setflags(write=False)
+
+
+def mirror_landmarks(points: np.ndarray) -> np.ndarray:
+    """Mirror model-frame landmarks (..., 68, 3): x -> -x and iBUG re-indexing."""
+    points = np.asarray(points, dtype=np.float64)[..., FLIP_PERMUTATION_68, :]
+    return points * np.array([-1.0, 1.0, 1.0])
