@@ -1,0 +1,57 @@
+"""The command line: every subcommand is listed, --help works, errors are one line."""
+
+import pytest
+
+from posenet import cli, fileio
+from posenet.errors import PosenetError
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in cli.COMMANDS:
+        assert command.name in out
+
+
+def test_data_help_lists_every_data_command(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["data", "--help"])
+    out = capsys.readouterr().out
+    for command in cli.DATA_COMMANDS:
+        assert command.name in out
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["frobnicate"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_unknown_benchmark_is_one_line(capsys, tmp_path):
+    assert cli.main(["bench", "nonsense", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown benchmark nonsense" in err[0]
+
+
+def test_atomic_output_removes_partial_file_and_keeps_old(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with fileio.atomic_output(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+    with fileio.atomic_output(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_unwritable_output_is_one_clear_error(tmp_path):
+    with pytest.raises(PosenetError, match="does not exist"):
+        fileio.check_writable(tmp_path / "missing" / "x.h5")
+    with pytest.raises(PosenetError, match="is a directory"):
+        fileio.check_writable(tmp_path)
