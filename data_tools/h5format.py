@@ -154,7 +154,8 @@ def _check_stored(path: Path, name: str, dataset: h5py.Dataset, count: int) -> N
     if not isinstance(dataset, h5py.Dataset):
         raise PosenetError(f"{path}: '{name}' is a group, expected a dataset")
     if dataset.shape[:1] != (count,):
-        raise PosenetError(f"{path}: field '{name}' has {dataset.shape[:1] or 'no'} rows, 'images' has {count}")
+        rows = dataset.shape[0] if dataset.ndim else "no"
+        raise PosenetError(f"{path}: field '{name}' has {rows} rows, 'images' has {count}")
     spec = SCHEMA.get(name)
     if spec is None:
         return
