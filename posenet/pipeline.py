@@ -1,0 +1,390 @@
+"""The input pipeline: HDF5 file -> tf.data batches of (normalised crop, rotation vector).
+
+Every sample goes through the same steps (DESIGN.md §5):
+
+1. **decode** the stored JPEG/PNG (`tf.io.decode_image`, in parallel);
+2. **crop** around the face box (the file's `rois`, or dlib boxes found once per file),
+   grown by `margin` times its width/height on each side;
+3. **letterbox** the crop into `input_size` x `input_size`: scaled to fit, aspect kept,
+   centred, zero padding (no distortion). Steps 2 and 3 are a single affine warp, so no
+   intermediate image is made;
+4. **augment** (training only, when `augment`): in-plane rotation of the crop about its
+   centre by `a` with the label composed as Rz(a) R, a horizontal mirror with the label
+   (rx, -ry, -rz), and photometric jitter (brightness, contrast, saturation, noise) that
+   leaves the zero padding at zero;
+5. **normalise**: "resnet" is Keras' caffe-style `resnet50.preprocess_input` (BGR, ImageNet
+   mean subtracted), "unit" is pixel / 255.
+
+Randomness is stateless: every sample draws its augmentation from a key produced by
+`tf.data.Dataset.random(seed)`, which gives a new but reproducible stream each epoch;
+shuffling uses the same seed and reshuffles every epoch. The same seed therefore gives the
+same batches, epoch after epoch, on any machine.
+
+`preprocess_numpy` applies steps 2, 3 and 5 with OpenCV, for evaluation and for the plain
+Python generator that `benchmark` compares against.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from data_tools import h5format
+from posenet import geometry
+from posenet.errors import PosenetError
+
+NORMALIZATIONS = ("resnet", "unit")
+BOX_SOURCES = ("file", "dlib")
+PHOTOMETRIC = {"brightness": 0.15, "contrast": 0.3, "saturation": 0.3, "noise": 0.02}  # [0, 1] pixel scale
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass
+class PipelineConfig:
+    """How samples are cropped, normalised, augmented and batched.
+
+    `margin` is the share of the face box's width (height) added on the left and right (top
+    and bottom) before the crop is letterboxed; 0.1 turns a 100 px box into a 120 px crop.
+    The augmentation switches (`rotation_deg`, `flip`, `photometric`) act only when
+    `augment` is true and the dataset is built for training.
+    """
+
+    input_size: int = 224
+    normalization: str = "resnet"
+    augment: bool = False
+    rotation_deg: float = 15.0
+    flip: bool = True
+    photometric: bool = True
+    margin: float = 0.1
+    boxes: str = "file"
+    batch_size: int = 32
+    seed: int = 0
+    shuffle: bool = True
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise PosenetError(f"normalization '{self.normalization}': choose from {', '.join(NORMALIZATIONS)}")
+        if self.boxes not in BOX_SOURCES:
+            raise PosenetError(f"boxes '{self.boxes}': choose from {', '.join(BOX_SOURCES)}")
+        if self.input_size < 8 or self.batch_size < 1:
+            raise PosenetError(f"input_size {self.input_size} / batch_size {self.batch_size}: too small")
+
+
+# --- crop + letterbox (shared by the numpy and TF paths) --------------------------------------
+
+def crop_affine(roi: np.ndarray, size: int, margin: float) -> np.ndarray:
+    """2x3 affine(s) from original to crop pixels (pixel-edge coordinates, as landmarks use).
+
+    The box grown by `margin` is scaled to fit `size` and centred; works on (..., 4) boxes.
+    """
+    roi = np.asarray(roi, dtype=np.float64)
+    width = (roi[..., 2] - roi[..., 0]) * (1.0 + 2.0 * margin)
+    height = (roi[..., 3] - roi[..., 1]) * (1.0 + 2.0 * margin)
+    scale = size / np.maximum(np.maximum(width, height), 1e-6)
+    center_x = (roi[..., 0] + roi[..., 2]) / 2.0
+    center_y = (roi[..., 1] + roi[..., 3]) / 2.0
+    zero = np.zeros_like(scale)
+    return np.stack([
+        np.stack([scale, zero, size / 2.0 - scale * center_x], axis=-1),
+        np.stack([zero, scale, size / 2.0 - scale * center_y], axis=-1),
+    ], axis=-2)
+
+
+def _to_pixel_centres(affine: np.ndarray) -> np.ndarray:
+    """Edge-coordinate affine -> the same map on pixel indices (what cv2.warpAffine uses)."""
+    affine = np.array(affine, dtype=np.float64, copy=True)
+    affine[..., 2] += 0.5 * affine[..., :2].sum(axis=-1) - 0.5
+    return affine
+
+
+def crop_letterbox(image: np.ndarray, roi: np.ndarray, size: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """Crop `roi` (grown by `margin`) and letterbox it to size x size with zero padding.
+
+    Returns the uint8 crop and the 2x3 affine from original to crop pixel-edge coordinates
+    (apply it to landmarks with `geometry.apply_affine`).
+    """
+    affine = crop_affine(roi, size, margin)
+    crop = cv2.warpAffine(image, _to_pixel_centres(affine), (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return crop, affine
+
+
+def normalize(pixels, normalization: str):
+    """RGB pixels in [0, 255] (numpy or tf) -> network input, per the model's convention."""
+    if normalization == "resnet":
+        import keras
+
+        return keras.applications.resnet50.preprocess_input(pixels)
+    return pixels / 255.0
+
+
+def preprocess_numpy(image_rgb: np.ndarray, roi: np.ndarray, config: PipelineConfig) -> np.ndarray:
+    """One RGB image + face box -> float32 (S, S, 3) network input, as the tf.data pipeline makes it."""
+    crop, _ = crop_letterbox(image_rgb, roi, config.input_size, config.margin)
+    return np.asarray(normalize(crop.astype(np.float32), config.normalization), dtype=np.float32)
+
+
+# --- face boxes ------------------------------------------------------------------------------
+
+def _best_by_iou(boxes: np.ndarray, roi: np.ndarray) -> np.ndarray | None:
+    """The detection that overlaps the reference box most, or None when none overlaps."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return None
+    x0 = np.maximum(boxes[:, 0], roi[0])
+    y0 = np.maximum(boxes[:, 1], roi[1])
+    x1 = np.minimum(boxes[:, 2], roi[2])
+    y1 = np.minimum(boxes[:, 3], roi[3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    iou = inter / np.maximum(area(boxes) + area(roi) - inter, 1e-9)
+    best = int(np.argmax(iou))
+    return boxes[best] if iou[best] > 0 else None
+
+
+@lru_cache(maxsize=8)
+def _dlib_boxes_cached(path: str, mtime: float) -> tuple[np.ndarray, int]:
+    dataset = h5format.read_dataset(path, names=["rois"])
+    return detect_boxes(dataset)
+
+
+def detect_boxes(dataset: h5format.Dataset) -> tuple[np.ndarray, int]:
+    """Face boxes from `baselines.detect` (HOG, then Haar), the file's box where both miss.
+
+    Returns (rois (N, 4), number of samples where no detector found the face).
+    """
+    from tqdm import tqdm
+
+    try:
+        from baselines import detect
+    except ImportError as error:
+        raise PosenetError(f"boxes 'dlib': the face detector (baselines.detect) is unavailable: {error}") from None
+    rois = np.asarray(dataset["rois"], dtype=np.float64).copy()
+    misses = 0
+    for index in tqdm(range(len(dataset)), desc="detecting faces", unit="img", leave=False):
+        image = dataset.image(index)
+        found = None
+        for method in ("hog", "haar"):
+            found = _best_by_iou(detect.detect_faces(image, method=method), rois[index])
+            if found is not None:
+                break
+        if found is None:
+            misses += 1
+        else:
+            rois[index] = found
+    return rois, misses
+
+
+def face_boxes(dataset: h5format.Dataset, config: PipelineConfig) -> np.ndarray:
+    """The boxes the crops are cut from: the file's `rois`, or dlib's (cached per file)."""
+    if "rois" not in dataset:
+        raise PosenetError(f"{dataset.path}: field 'rois' is missing (needed to crop faces)")
+    if config.boxes == "file":
+        return np.asarray(dataset["rois"], dtype=np.float64)
+    if dataset.path is not None and Path(dataset.path).exists():
+        rois, misses = _dlib_boxes_cached(str(Path(dataset.path).resolve()), Path(dataset.path).stat().st_mtime)
+    else:
+        rois, misses = detect_boxes(dataset)
+    print(f"{dataset.path}: dlib boxes: {misses} of {len(dataset)} faces missed (file's box used)")
+    return rois
+
+
+# --- label math in TF (quaternions x, y, z, w; float64 for exactness) --------------------------
+
+def _quat_multiply(q1: tf.Tensor, q2: tf.Tensor) -> tf.Tensor:
+    """Hamilton product q1 * q2 (apply q2 first), scalar last."""
+    x1, y1, z1, w1 = tf.unstack(q1, axis=-1)
+    x2, y2, z2, w2 = tf.unstack(q2, axis=-1)
+    return tf.stack([
+        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+    ], axis=-1)
+
+
+def _quat_to_rotvec(q: tf.Tensor) -> tf.Tensor:
+    """Quaternion -> rotation vector, stable at 0 and pi (atan2 of the half angle)."""
+    q = tf.where(q[..., 3:] < 0, -q, q)
+    vector, w = q[..., :3], q[..., 3:]
+    norm = tf.norm(vector, axis=-1, keepdims=True)
+    angle = 2.0 * tf.atan2(norm, w)
+    small = norm < 1e-8
+    scale = tf.where(small, 2.0 / tf.maximum(w, 1e-8), angle / tf.where(small, tf.ones_like(norm), norm))
+    return vector * scale
+
+
+def augment_quat(quat: tf.Tensor, angle: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
+    """Label of a crop rotated in-plane by `angle` (then mirrored when `flip`): Rz(a) R, then M."""
+    half = tf.cast(angle, tf.float64) / 2.0
+    zero = tf.zeros_like(half)
+    rotated = _quat_multiply(tf.stack([zero, zero, tf.sin(half), tf.cos(half)], axis=-1), quat)
+    mirror = tf.constant([1.0, -1.0, -1.0, 1.0], tf.float64)
+    return tf.where(flip, rotated * mirror, rotated)
+
+
+# --- the tf.data pipeline ---------------------------------------------------------------------
+
+def _inverse_transform(affine: tf.Tensor) -> tf.Tensor:
+    """Pixel-index affine (2, 3), original -> output, as ImageProjectiveTransform's 8 numbers."""
+    matrix = tf.concat([affine, tf.constant([[0.0, 0.0, 1.0]], tf.float64)], axis=0)
+    inverse = tf.linalg.inv(matrix)
+    return tf.cast(tf.concat([tf.reshape(inverse[:2], [6]), tf.zeros([2], tf.float64)], axis=0), tf.float32)
+
+
+def _rotation_about_centre(size: int, angle: tf.Tensor) -> tf.Tensor:
+    """geometry.inplane_affine about the crop centre, as a 3x3 matrix in TF."""
+    cos, sin, c = tf.cos(angle), tf.sin(angle), size / 2.0
+    return tf.stack([
+        tf.stack([cos, -sin, c - cos * c + sin * c]),
+        tf.stack([sin, cos, c - sin * c - cos * c]),
+        tf.constant([0.0, 0.0, 1.0], tf.float64),
+    ])
+
+
+def _warp(image: tf.Tensor, edge_affine: tf.Tensor, size: int) -> tf.Tensor:
+    """Warp with an edge-coordinate 2x3 affine into size x size, zero outside the image."""
+    shift = tf.constant([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]], tf.float64)
+    unshift = tf.constant([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]], tf.float64)
+    full = tf.concat([edge_affine, tf.constant([[0.0, 0.0, 1.0]], tf.float64)], axis=0)
+    index_affine = (unshift @ full @ shift)[:2]
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=_inverse_transform(index_affine)[None],
+        output_shape=tf.constant([size, size]), fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    return warped[0]
+
+
+def _photometric(pixels: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+    """Brightness, contrast, saturation and noise on [0, 1] RGB; the caller masks the padding."""
+    pixels = tf.image.stateless_random_brightness(pixels, PHOTOMETRIC["brightness"], seeds[0])
+    low, high = 1.0 - PHOTOMETRIC["contrast"], 1.0 + PHOTOMETRIC["contrast"]
+    pixels = tf.image.stateless_random_contrast(pixels, low, high, seeds[1])
+    low, high = 1.0 - PHOTOMETRIC["saturation"], 1.0 + PHOTOMETRIC["saturation"]
+    pixels = tf.image.stateless_random_saturation(pixels, low, high, seeds[2])
+    pixels += tf.random.stateless_normal(tf.shape(pixels), seeds[3], stddev=PHOTOMETRIC["noise"])
+    return tf.clip_by_value(pixels, 0.0, 1.0)
+
+
+def _sample_fn(config: PipelineConfig, augment: bool):
+    """The per-sample map: (jpeg, affine, quat, rotvec, key) -> (input, rotvec)."""
+    size = config.input_size
+    max_angle = np.radians(config.rotation_deg)
+
+    def sample(encoded, affine, quat, rotvec, key):
+        image = tf.cast(tf.io.decode_image(encoded, channels=3, expand_animations=False), tf.float32)
+        if not augment:
+            crop = _warp(image, affine, size)
+            return normalize(crop, config.normalization), rotvec
+        seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(config.seed, tf.int64), key]), 6)
+        angle = tf.random.stateless_uniform([], seeds[4], -max_angle, max_angle, dtype=tf.float64)
+        flip = tf.random.stateless_uniform([], seeds[5]) < 0.5 if config.flip else tf.constant(False)
+        full = tf.concat([affine, tf.constant([[0.0, 0.0, 1.0]], tf.float64)], axis=0)
+        affine = (_rotation_about_centre(size, angle) @ full)[:2]
+        ones = tf.ones_like(image[..., :1])
+        warped = _warp(tf.concat([image, ones * 255.0], axis=-1), affine, size)  # 4th channel: valid mask
+        crop, mask = warped[..., :3] / 255.0, warped[..., 3:] / 255.0
+        if config.photometric:
+            crop = _photometric(crop, seeds)
+        crop = tf.where(flip, tf.image.flip_left_right(crop * mask), crop * mask) * 255.0
+        label = _quat_to_rotvec(augment_quat(quat, angle, flip))
+        return normalize(crop, config.normalization), tf.cast(label, tf.float32)
+
+    return sample
+
+
+def load_split(path: str | Path) -> h5format.Dataset:
+    """Read a dataset file with the fields the pipeline needs; one clear error otherwise."""
+    dataset = h5format.read_dataset(path, names=["quats", "rois"])
+    if not len(dataset):
+        raise PosenetError(f"{path}: the dataset is empty")
+    return dataset
+
+
+def make_dataset(path: str | Path | h5format.Dataset, config: PipelineConfig, training: bool) -> tf.data.Dataset:
+    """Batches of (float32 (S, S, 3) input, float32 (3,) rotation vector) from a dataset file.
+
+    Training: shuffled (reshuffled each epoch) and augmented per `config`; otherwise in file
+    order, no augmentation. The file is read once into memory.
+    """
+    dataset = path if isinstance(path, h5format.Dataset) else load_split(path)
+    quats = geometry.canonical_quat(np.asarray(dataset["quats"], dtype=np.float64))
+    tensors = (
+        tf.constant([np.asarray(b, np.uint8).tobytes() for b in dataset["images"]], dtype=tf.string),
+        tf.constant(crop_affine(face_boxes(dataset, config), config.input_size, config.margin), tf.float64),
+        tf.constant(quats, tf.float64),
+        tf.constant(geometry.quat_to_rotvec(quats), tf.float32),
+    )
+    samples = tf.data.Dataset.from_tensor_slices(tensors)
+    if training and config.shuffle:
+        samples = samples.shuffle(len(dataset), seed=config.seed, reshuffle_each_iteration=True)
+    keys = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)
+    samples = tf.data.Dataset.zip(samples, keys).map(lambda fields, key: (*fields, key))
+    samples = samples.map(_sample_fn(config, augment=training and config.augment),
+                          num_parallel_calls=AUTOTUNE, deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return samples.batch(config.batch_size).prefetch(AUTOTUNE).with_options(options)
+
+
+# --- benchmark: tf.data vs a plain Python generator --------------------------------------------
+
+def python_batches(dataset: h5format.Dataset, config: PipelineConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The same decode / crop / letterbox / normalise, one image at a time in plain Python."""
+    rois = face_boxes(dataset, config)
+    rotvecs = geometry.quat_to_rotvec(dataset["quats"]).astype(np.float32)
+    for start in range(0, len(dataset), config.batch_size):
+        stop = min(start + config.batch_size, len(dataset))
+        images = [preprocess_numpy(dataset.image(i), rois[i], config) for i in range(start, stop)]
+        yield np.stack(images), rotvecs[start:stop]
+
+
+def _benchmark_data(count: int) -> h5format.Dataset:
+    """Synthetic faces when the renderer is there, else textured 256x256 test images."""
+    try:
+        from data_tools import synth
+
+        return h5format.read_dataset(synth.write_synth(Path("/tmp") / f"posenet_bench_{count}.h5",
+                                                       synth.SynthConfig(), count, seed=1, workers=1))
+    except ImportError:
+        rng = np.random.default_rng(0)
+        images = [h5format.encode_image(cv2.GaussianBlur(rng.integers(0, 255, (256, 256, 3), np.uint8), (5, 5), 0))
+                  for _ in range(count)]
+        rois = np.tile([[60.0, 50.0, 196.0, 210.0]], (count, 1))
+        quats = geometry.rotvec_to_quat(rng.normal(0, 0.3, (count, 3)))
+        return h5format.Dataset({"images": images, "rois": rois, "quats": quats})
+
+
+def _images_per_second(batches, count: int) -> float:
+    start = time.perf_counter()
+    seen = sum(len(images) for images, _ in batches)
+    assert seen == count
+    return count / (time.perf_counter() - start)
+
+
+def benchmark(quick: bool) -> list[str]:
+    """Images/s of `make_dataset` vs `python_batches` on the same in-memory file."""
+    count = 256 if quick else 2048
+    dataset = _benchmark_data(count)
+    config = PipelineConfig(input_size=112, batch_size=32, shuffle=False)
+    tf_data = make_dataset(dataset, config, training=False)
+    _images_per_second(tf_data.take(2), min(count, 64))  # warm-up: trace the map function
+    fast = _images_per_second(tf_data, count)
+    slow = _images_per_second(python_batches(dataset, config), count)
+    print(f"tf.data {fast:.0f} images/s, Python generator {slow:.0f} images/s, ratio {fast / slow:.1f}x (target >= 3x)")
+    return [
+        f"{count} images, 112 px crops, batch 32, decode + crop + letterbox + normalise.",
+        "",
+        "| pipeline | images/s |",
+        "|---|---|",
+        f"| tf.data (parallel map, prefetch) | {fast:.0f} |",
+        f"| plain Python generator (OpenCV) | {slow:.0f} |",
+        "",
+        f"Ratio: **{fast / slow:.1f}x** (target >= 3x).",
+    ]
