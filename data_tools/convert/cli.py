@@ -1,0 +1,105 @@
+"""`posenet data convert FORMAT SOURCE OUT.h5`: one command per public dataset archive.
+
+Each format module exposes a `Converter(archive, args)` with `source` (the file's
+`source` attribute), `items()` (the work units: images or frames, in a stable order),
+`convert(item)` (a list of records, one per sample, each a dict of the HDF5 fields) and
+`attrs()` (extra file attributes). A converter raises `Skip(reason)` for an item it
+cannot use; the driver counts the reasons and prints them in the closing summary, or
+stops with one clear error under `--strict`. Unsafe member names (absolute, `..`) are
+never read and are counted the same way. The output is written atomically: it appears
+complete or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections import Counter
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from data_tools.convert.archive import Archive, Skip, open_archive
+from data_tools.h5format import write_dataset
+from posenet.errors import PosenetError
+from posenet.fileio import check_writable
+
+FORMATS = {
+    "aflw2000": "data_tools.convert.aflw2000",
+    "300wlp": "data_tools.convert.w300lp",
+    "biwi": "data_tools.convert.biwi",
+    "widerface": "data_tools.convert.widerface",
+    "images": "data_tools.convert.images",
+}
+UNSAFE_REASON = "unsafe member path (absolute or '..')"
+
+Record = dict[str, object]
+
+
+class Converter(Protocol):
+    source: str
+
+    def items(self) -> list[str]: ...
+
+    def convert(self, item: str) -> list[Record]: ...
+
+    def attrs(self) -> dict[str, object]: ...
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("format", choices=sorted(FORMATS), help="dataset layout of SOURCE")
+    parser.add_argument("source", type=Path, help="the official .zip archive or its unpacked folder")
+    parser.add_argument("out", type=Path, help="output HDF5 file")
+    parser.add_argument("-n", "--limit", type=int, default=None, metavar="N",
+                        help="stop after N written samples (quick looks, tests)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on the first bad item instead of skipping and counting it")
+    parser.add_argument("--seed", type=int, default=0, help="random crops and split (widerface)")
+
+
+def stack(records: list[Record]) -> dict[str, object]:
+    """Records (dicts of per-sample values) -> fields (N-row arrays; images stay a list)."""
+    names = records[0].keys()
+    return {name: [r[name] for r in records] if name == "images" else np.stack([r[name] for r in records])
+            for name in names}
+
+
+def convert_all(converter: Converter, archive: Archive, limit: int | None,
+                strict: bool) -> tuple[list[Record], Counter]:
+    """Run the converter over its items; returns the records and the skip reasons."""
+    skipped: Counter = Counter()
+    for name in archive.unsafe:
+        if strict:
+            raise PosenetError(f"{archive.path}: {name}: {UNSAFE_REASON}")
+        skipped[UNSAFE_REASON] += 1
+    records: list[Record] = []
+    for item in tqdm(converter.items(), desc=f"convert {converter.source}", unit="item"):
+        try:
+            records += converter.convert(item)
+        except Skip as reason:
+            if strict:
+                raise PosenetError(f"{archive.path}: {item}: {reason}") from None
+            skipped[str(reason)] += 1
+        if limit is not None and len(records) >= limit:
+            return records[:limit], skipped
+    return records, skipped
+
+
+def summary(out: Path, count: int, skipped: Counter) -> str:
+    reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.most_common())
+    return f"wrote {count} samples to {out}; skipped {sum(skipped.values())}" + (f" ({reasons})" if reasons else "")
+
+
+def run(args: argparse.Namespace) -> None:
+    check_writable(args.out)
+    module = importlib.import_module(FORMATS[args.format])
+    with open_archive(args.source) as archive:
+        converter = module.Converter(archive, args)
+        records, skipped = convert_all(converter, archive, args.limit, args.strict)
+    if not records:
+        raise PosenetError(f"{args.source}: no usable {args.format} samples ({summary(args.out, 0, skipped)})")
+    attrs = {"source": converter.source, "created_by": f"posenet data convert {args.format}", **converter.attrs()}
+    write_dataset(args.out, stack(records), attrs)
+    print(summary(args.out, len(records), skipped))
