@@ -79,17 +79,23 @@ class PipelineConfig:
 
 # --- crop + letterbox (shared by the numpy and TF paths) --------------------------------------
 
-def crop_affine(roi: np.ndarray, size: int, margin: float) -> np.ndarray:
+def crop_box(roi: np.ndarray, margin: float) -> np.ndarray:
+    """The face box (..., 4) grown by `margin` times its width (height) on each side."""
+    roi = np.asarray(roi, dtype=np.float64)
+    grow_x = (roi[..., 2] - roi[..., 0]) * margin
+    grow_y = (roi[..., 3] - roi[..., 1]) * margin
+    return roi + np.stack([-grow_x, -grow_y, grow_x, grow_y], axis=-1)
+
+
+def crop_affine(box: np.ndarray, size: int) -> np.ndarray:
     """2x3 affine(s) from original to crop pixels (pixel-edge coordinates, as landmarks use).
 
-    The box grown by `margin` is scaled to fit `size` and centred; works on (..., 4) boxes.
+    The crop box (..., 4) is scaled to fit `size` x `size`, aspect kept, and centred.
     """
-    roi = np.asarray(roi, dtype=np.float64)
-    width = (roi[..., 2] - roi[..., 0]) * (1.0 + 2.0 * margin)
-    height = (roi[..., 3] - roi[..., 1]) * (1.0 + 2.0 * margin)
-    scale = size / np.maximum(np.maximum(width, height), 1e-6)
-    center_x = (roi[..., 0] + roi[..., 2]) / 2.0
-    center_y = (roi[..., 1] + roi[..., 3]) / 2.0
+    box = np.asarray(box, dtype=np.float64)
+    scale = size / np.maximum(np.maximum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]), 1e-6)
+    center_x = (box[..., 0] + box[..., 2]) / 2.0
+    center_y = (box[..., 1] + box[..., 3]) / 2.0
     zero = np.zeros_like(scale)
     return np.stack([
         np.stack([scale, zero, size / 2.0 - scale * center_x], axis=-1),
@@ -104,16 +110,40 @@ def _to_pixel_centres(affine: np.ndarray) -> np.ndarray:
     return affine
 
 
+def _source_points(affine, x, y):
+    """Original-image (x, y) of output points, through the inverse of `affine` (numpy or tf)."""
+    det = affine[0, 0] * affine[1, 1] - affine[0, 1] * affine[1, 0]
+    dx, dy = x - affine[0, 2], y - affine[1, 2]
+    return (affine[1, 1] * dx - affine[0, 1] * dy) / det, (affine[0, 0] * dy - affine[1, 0] * dx) / det
+
+
+def _inside(x, y, box, width, height):
+    """Whether points lie in the crop box and in the image (numpy or tf booleans)."""
+    return ((x >= box[0]) & (x >= 0.0) & (x <= box[2]) & (x <= width)
+            & (y >= box[1]) & (y >= 0.0) & (y <= box[3]) & (y <= height))
+
+
+def letterbox_mask(affine: np.ndarray, box: np.ndarray, image_shape: tuple[int, ...], size: int) -> np.ndarray:
+    """(size, size, 1) uint8: 1 where an output pixel centre shows the crop box inside the image.
+
+    Everything else is padding and stays zero; tf.data applies the same rule in TF.
+    """
+    centres = np.arange(size) + 0.5
+    x, y = _source_points(affine, *np.meshgrid(centres, centres))
+    return _inside(x, y, box, image_shape[1], image_shape[0]).astype(np.uint8)[..., None]
+
+
 def crop_letterbox(image: np.ndarray, roi: np.ndarray, size: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """Crop `roi` (grown by `margin`) and letterbox it to size x size with zero padding.
 
     Returns the uint8 crop and the 2x3 affine from original to crop pixel-edge coordinates
     (apply it to landmarks with `geometry.apply_affine`).
     """
-    affine = crop_affine(roi, size, margin)
+    box = crop_box(roi, margin)
+    affine = crop_affine(box, size)
     crop = cv2.warpAffine(image, _to_pixel_centres(affine), (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return crop, affine
+    return crop * letterbox_mask(affine, box, image.shape, size), affine
 
 
 def normalize(pixels, normalization: str):
@@ -232,33 +262,36 @@ def augment_quat(quat: tf.Tensor, angle: tf.Tensor, flip: tf.Tensor) -> tf.Tenso
 
 # --- the tf.data pipeline ---------------------------------------------------------------------
 
-def _inverse_transform(affine: tf.Tensor) -> tf.Tensor:
-    """Pixel-index affine (2, 3), original -> output, as ImageProjectiveTransform's 8 numbers."""
-    matrix = tf.concat([affine, tf.constant([[0.0, 0.0, 1.0]], tf.float64)], axis=0)
-    inverse = tf.linalg.inv(matrix)
-    return tf.cast(tf.concat([tf.reshape(inverse[:2], [6]), tf.zeros([2], tf.float64)], axis=0), tf.float32)
+HOMOGENEOUS_ROW = ((0.0, 0.0, 1.0),)
+
+
+def _homogeneous(affine: tf.Tensor) -> tf.Tensor:
+    return tf.concat([affine, tf.constant(HOMOGENEOUS_ROW, tf.float64)], axis=0)
 
 
 def _rotation_about_centre(size: int, angle: tf.Tensor) -> tf.Tensor:
-    """geometry.inplane_affine about the crop centre, as a 3x3 matrix in TF."""
+    """geometry.inplane_affine about the crop centre, as a 2x3 matrix in TF."""
     cos, sin, c = tf.cos(angle), tf.sin(angle), size / 2.0
-    return tf.stack([
-        tf.stack([cos, -sin, c - cos * c + sin * c]),
-        tf.stack([sin, cos, c - sin * c - cos * c]),
-        tf.constant([0.0, 0.0, 1.0], tf.float64),
-    ])
+    return tf.stack([tf.stack([cos, -sin, c - cos * c + sin * c]), tf.stack([sin, cos, c - sin * c - cos * c])])
 
 
-def _warp(image: tf.Tensor, edge_affine: tf.Tensor, size: int) -> tf.Tensor:
-    """Warp with an edge-coordinate 2x3 affine into size x size, zero outside the image."""
-    shift = tf.constant([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]], tf.float64)
-    unshift = tf.constant([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]], tf.float64)
-    full = tf.concat([edge_affine, tf.constant([[0.0, 0.0, 1.0]], tf.float64)], axis=0)
-    index_affine = (unshift @ full @ shift)[:2]
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=_inverse_transform(index_affine)[None],
-        output_shape=tf.constant([size, size]), fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
-    return warped[0]
+def _warp(image: tf.Tensor, affine: tf.Tensor, box: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Warp with an edge-coordinate 2x3 affine into size x size: (crop, letterbox mask).
+
+    ImageProjectiveTransform wants the output -> input map on pixel indices, i.e. the
+    inverse of T(-1/2) A T(1/2).
+    """
+    to_index = tf.constant([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]], tf.float64)
+    inverse = tf.linalg.inv(to_index @ _homogeneous(affine) @ tf.linalg.inv(to_index))
+    transform = tf.cast(tf.concat([tf.reshape(inverse[:2], [6]), tf.zeros([2], tf.float64)], axis=0), tf.float32)
+    crop = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform[None], output_shape=tf.constant([size, size]),
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+    centres = tf.range(size, dtype=tf.float64) + 0.5
+    x, y = _source_points(affine, *tf.meshgrid(centres, centres))
+    shape = tf.cast(tf.shape(image), tf.float64)
+    mask = tf.cast(_inside(x, y, box, shape[1], shape[0]), tf.float32)[..., None]
+    return crop, mask
 
 
 def _photometric(pixels: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
@@ -273,26 +306,23 @@ def _photometric(pixels: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
 
 
 def _sample_fn(config: PipelineConfig, augment: bool):
-    """The per-sample map: (jpeg, affine, quat, rotvec, key) -> (input, rotvec)."""
+    """The per-sample map: (jpeg, crop box, affine, quat, rotvec, key) -> (input, rotvec)."""
     size = config.input_size
     max_angle = np.radians(config.rotation_deg)
 
-    def sample(encoded, affine, quat, rotvec, key):
+    def sample(encoded, box, affine, quat, rotvec, key):
         image = tf.cast(tf.io.decode_image(encoded, channels=3, expand_animations=False), tf.float32)
         if not augment:
-            crop = _warp(image, affine, size)
-            return normalize(crop, config.normalization), rotvec
+            crop, mask = _warp(image, affine, box, size)
+            return normalize(crop * mask, config.normalization), rotvec
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(config.seed, tf.int64), key]), 6)
         angle = tf.random.stateless_uniform([], seeds[4], -max_angle, max_angle, dtype=tf.float64)
         flip = tf.random.stateless_uniform([], seeds[5]) < 0.5 if config.flip else tf.constant(False)
-        full = tf.concat([affine, tf.constant([[0.0, 0.0, 1.0]], tf.float64)], axis=0)
-        affine = (_rotation_about_centre(size, angle) @ full)[:2]
-        ones = tf.ones_like(image[..., :1])
-        warped = _warp(tf.concat([image, ones * 255.0], axis=-1), affine, size)  # 4th channel: valid mask
-        crop, mask = warped[..., :3] / 255.0, warped[..., 3:] / 255.0
+        crop, mask = _warp(image, _rotation_about_centre(size, angle) @ _homogeneous(affine), box, size)
         if config.photometric:
-            crop = _photometric(crop, seeds)
-        crop = tf.where(flip, tf.image.flip_left_right(crop * mask), crop * mask) * 255.0
+            crop = _photometric(crop / 255.0, seeds) * 255.0
+        crop = crop * mask
+        crop = tf.where(flip, tf.image.flip_left_right(crop), crop)
         label = _quat_to_rotvec(augment_quat(quat, angle, flip))
         return normalize(crop, config.normalization), tf.cast(label, tf.float32)
 
@@ -315,9 +345,11 @@ def make_dataset(path: str | Path | h5format.Dataset, config: PipelineConfig, tr
     """
     dataset = path if isinstance(path, h5format.Dataset) else load_split(path)
     quats = geometry.canonical_quat(np.asarray(dataset["quats"], dtype=np.float64))
+    boxes = crop_box(face_boxes(dataset, config), config.margin)
     tensors = (
         tf.constant([np.asarray(b, np.uint8).tobytes() for b in dataset["images"]], dtype=tf.string),
-        tf.constant(crop_affine(face_boxes(dataset, config), config.input_size, config.margin), tf.float64),
+        tf.constant(boxes, tf.float64),
+        tf.constant(crop_affine(boxes, config.input_size), tf.float64),
         tf.constant(quats, tf.float64),
         tf.constant(geometry.quat_to_rotvec(quats), tf.float32),
     )
