@@ -57,8 +57,8 @@ class Archive:
             if self._zip is not None:
                 return self._zip.read(name)
             return (self.path / name).read_bytes()
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as error:
-            raise MemberError(f"unreadable member ({error})") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError):
+            raise MemberError("unreadable member (corrupt or truncated data)") from None
 
     def close(self) -> None:
         if self._zip is not None:
