@@ -274,8 +274,9 @@ class Tracker:
             self._localize(gray)
         face = self.pose(gray, self.roi) if self.roi is not None else None
         if face is None:
+            score = self.score if localized else float("nan")
             self.reset()
-            return TrackResult(frame, timestamp, "lost" if had_track else "no face", localized=localized)
+            return TrackResult(frame, timestamp, "lost" if had_track else "no face", score, localized=localized)
         self.roi = face.box
         height, width = gray.shape[:2]
         camera = geometry.camera_for_image(width, height, focal_px(width, self.fov_deg))
