@@ -54,8 +54,8 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from posenet import geometry
-from posenet.contract import (frame_to_image, normalize_brightness, normalize_frame, patch_to_image,
-                              require_contract, crop_patch, LOCALIZER_INPUT_HW)
+from posenet.contract import (LOCALIZER_INPUT_HW, crop_patch, frame_to_image, normalize_brightness,
+                              normalize_frame, patch_to_image, require_contract)
 from posenet.errors import PosenetError
 from posenet.fileio import atomic_output, check_writable
 from posenet.udp import OpentrackSender, opentrack_values, parse_address
@@ -504,7 +504,7 @@ def default_model(kind: str) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--video", type=Path, help="video file to track")
-    source.add_argument("--camera", type=int, metavar="N", help="camera index (OpenCV)")
+    source.add_argument("--camera", type=int, metavar="N", help="camera index (OpenCV); Ctrl-C ends tracking")
     source.add_argument("--images", type=Path, metavar="DIR", help="folder of frames, in name order")
     parser.add_argument("--localizer", type=Path, metavar="F.onnx",
                         help="localizer model (default: work/models/localizer.onnx, else Opentrack's)")
@@ -552,17 +552,22 @@ def run(args: argparse.Namespace) -> None:
         video = stack.enter_context(video_output(args.out, source.fps)) if args.out is not None else None
         sender = stack.enter_context(OpentrackSender(address)) if address is not None else None
         start = time.perf_counter()
-        for frame in tqdm(source.frames, total=total, desc=f"track {source.name}", unit="frame"):
-            if args.max_frames is not None and frame.index >= args.max_frames:
-                break
-            result = tracker.step(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2GRAY), frame.index, frame.time)
-            counts[result.status] += 1
-            if rows is not None:
-                rows.writerow(csv_row(result))
-            if video is not None:
-                video.write(annotate(frame.bgr, result))
-            if sender is not None and result.status == "ok":
-                sender.send(opentrack_values(result.position_mm, result.ypr))
+        try:
+            for frame in tqdm(source.frames, total=total, desc=f"track {source.name}", unit="frame"):
+                if args.max_frames is not None and frame.index >= args.max_frames:
+                    break
+                result = tracker.step(cv2.cvtColor(frame.bgr, cv2.COLOR_BGR2GRAY), frame.index, frame.time)
+                counts[result.status] += 1
+                if rows is not None:
+                    rows.writerow(csv_row(result))
+                if video is not None:
+                    video.write(annotate(frame.bgr, result))
+                if sender is not None and result.status == "ok":
+                    sender.send(opentrack_values(result.position_mm, result.ypr))
+        except KeyboardInterrupt:
+            if source.total is not None:  # a file or folder cut short: partial outputs are removed
+                raise
+            # a camera runs until Ctrl-C: that is its normal end, and its outputs are kept
         elapsed = time.perf_counter() - start
     frames = sum(counts.values())
     wrote = [str(p) for p in (args.csv, args.out) if p is not None]
