@@ -171,3 +171,35 @@ def test_no_face_in_animal_photos(shared_data: Path) -> None:
     predictor = PnPPredictor("dlib")
     assert np.isnan(predictor.predict(Dataset({"images": images}))).all()
     assert predictor.failures == len(paths)
+
+
+def test_benchmark_frames_fall_back_to_rendered_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pnp, "SHARED_DATA", tmp_path)  # no sample data: rendered heads instead
+    frames, source = pnp._bench_frames(2)
+    assert "synthetic" in source and len(frames) == 2
+    assert all(frame.shape == (480, 640, 3) and frame.dtype == np.uint8 for frame in frames)
+    boxes = pnp._frame_boxes(frames)
+    assert all(pnp.landmarks_68(frame, box).shape == (68, 2) for frame, box in zip(frames, boxes))
+
+
+def test_dlib_pnp_on_a_rendered_head() -> None:
+    """End to end without sample data: a rendered frontal head is detected and posed roughly right."""
+    from data_tools.synth import SynthConfig, render_view, sample_appearance
+
+    quat = geometry.aflw_to_quat(np.radians([10.0, -15.0, 5.0]))
+    image, _ = render_view(sample_appearance(SynthConfig(), np.random.default_rng(0)), quat,
+                           np.array([0.0, 0.0, 600.0]), CAMERA, (640, 480))
+    dataset = Dataset({"images": [encode_image(image, lossy=False)], "quats": quat[None], "camera": CAMERA[None]})
+    predictor = PnPPredictor("dlib")
+    predicted = predictor.predict(dataset)
+    assert predictor.failures == 0 and set(predictor.timings) == set(pnp.STAGES)
+    assert geometry.geodesic_deg(quat, predicted[0]) < 25.0
+
+
+@pytest.mark.slow
+def test_benchmark_quick_prints_every_stage(capsys: pytest.CaptureFixture) -> None:
+    lines = pnp.benchmark(quick=True)
+    text = "\n".join(lines)
+    for stage in ("HOG detection", "CNN (MMOD) detection", "68 landmarks", "PnP (iterative)", "noise px"):
+        assert stage in text
+    assert text in capsys.readouterr().out
