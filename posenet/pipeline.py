@@ -110,27 +110,22 @@ def _to_pixel_centres(affine: np.ndarray) -> np.ndarray:
     return affine
 
 
-def _source_points(affine, x, y):
-    """Original-image (x, y) of output points, through the inverse of `affine` (numpy or tf)."""
-    det = affine[0, 0] * affine[1, 1] - affine[0, 1] * affine[1, 0]
-    dx, dy = x - affine[0, 2], y - affine[1, 2]
-    return (affine[1, 1] * dx - affine[0, 1] * dy) / det, (affine[0, 0] * dy - affine[1, 0] * dx) / det
+def crop_window(box: np.ndarray) -> np.ndarray:
+    """Integer pixel window (..., 4) = the crop box rounded, start clipped at 0.
 
-
-def _inside(x, y, box, width, height):
-    """Whether points lie in the crop box and in the image (numpy or tf booleans)."""
-    return ((x >= box[0]) & (x >= 0.0) & (x <= box[2]) & (x <= width)
-            & (y >= box[1]) & (y >= 0.0) & (y <= box[3]) & (y <= height))
-
-
-def letterbox_mask(affine: np.ndarray, box: np.ndarray, image_shape: tuple[int, ...], size: int) -> np.ndarray:
-    """(size, size, 1) uint8: 1 where an output pixel centre shows the crop box inside the image.
-
-    Everything else is padding and stays zero; tf.data applies the same rule in TF.
+    Only this window is decoded and warped, so the letterbox padding (everything outside
+    the crop box or the image) comes out as zeros from the warp itself. The end is clipped
+    to the image once its size is known (`_clip_window`; the TF path applies the same rule).
     """
-    centres = np.arange(size) + 0.5
-    x, y = _source_points(affine, *np.meshgrid(centres, centres))
-    return _inside(x, y, box, image_shape[1], image_shape[0]).astype(np.uint8)[..., None]
+    window = np.round(np.asarray(box, dtype=np.float64)).astype(np.int32)
+    window[..., :2] = np.maximum(window[..., :2], 0)
+    return window
+
+
+def _clip_window(window: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
+    """A non-empty window inside a height x width image."""
+    x0, y0 = min(int(window[0]), width - 1), min(int(window[1]), height - 1)
+    return x0, y0, int(np.clip(window[2], x0 + 1, width)), int(np.clip(window[3], y0 + 1, height))
 
 
 def crop_letterbox(image: np.ndarray, roi: np.ndarray, size: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -141,9 +136,12 @@ def crop_letterbox(image: np.ndarray, roi: np.ndarray, size: int, margin: float)
     """
     box = crop_box(roi, margin)
     affine = crop_affine(box, size)
-    crop = cv2.warpAffine(image, _to_pixel_centres(affine), (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return crop * letterbox_mask(affine, box, image.shape, size), affine
+    x0, y0, x1, y1 = _clip_window(crop_window(box), *image.shape[:2])
+    from_window = affine.copy()
+    from_window[:, 2] += affine[:, :2] @ [x0, y0]
+    crop = cv2.warpAffine(image[y0:y1, x0:x1], _to_pixel_centres(from_window), (size, size),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return crop, affine
 
 
 def normalize(pixels, normalization: str):
@@ -163,22 +161,6 @@ def preprocess_numpy(image_rgb: np.ndarray, roi: np.ndarray, config: PipelineCon
 
 # --- face boxes ------------------------------------------------------------------------------
 
-def _best_by_iou(boxes: np.ndarray, roi: np.ndarray) -> np.ndarray | None:
-    """The detection that overlaps the reference box most, or None when none overlaps."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if not len(boxes):
-        return None
-    x0 = np.maximum(boxes[:, 0], roi[0])
-    y0 = np.maximum(boxes[:, 1], roi[1])
-    x1 = np.minimum(boxes[:, 2], roi[2])
-    y1 = np.minimum(boxes[:, 3], roi[3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    iou = inter / np.maximum(area(boxes) + area(roi) - inter, 1e-9)
-    best = int(np.argmax(iou))
-    return boxes[best] if iou[best] > 0 else None
-
-
 @lru_cache(maxsize=8)
 def _dlib_boxes_cached(path: str, mtime: float) -> tuple[np.ndarray, int]:
     dataset = h5format.read_dataset(path, names=["rois"])
@@ -186,7 +168,8 @@ def _dlib_boxes_cached(path: str, mtime: float) -> tuple[np.ndarray, int]:
 
 
 def detect_boxes(dataset: h5format.Dataset) -> tuple[np.ndarray, int]:
-    """Face boxes from `baselines.detect` (HOG, then Haar), the file's box where both miss.
+    """Face boxes from `baselines.detect.fallback_box`: dlib HOG (the face that overlaps the
+    file's box best), then OpenCV Haar, then the file's own box.
 
     Returns (rois (N, 4), number of samples where no detector found the face).
     """
@@ -199,16 +182,9 @@ def detect_boxes(dataset: h5format.Dataset) -> tuple[np.ndarray, int]:
     rois = np.asarray(dataset["rois"], dtype=np.float64).copy()
     misses = 0
     for index in tqdm(range(len(dataset)), desc="detecting faces", unit="img", leave=False):
-        image = dataset.image(index)
-        found = None
-        for method in ("hog", "haar"):
-            found = _best_by_iou(detect.detect_faces(image, method=method), rois[index])
-            if found is not None:
-                break
-        if found is None:
-            misses += 1
-        else:
-            rois[index] = found
+        box, source = detect.fallback_box(dataset.image(index), rois[index])
+        misses += source in ("roi", "none")
+        rois[index] = box
     return rois, misses
 
 
@@ -263,6 +239,7 @@ def augment_quat(quat: tf.Tensor, angle: tf.Tensor, flip: tf.Tensor) -> tf.Tenso
 # --- the tf.data pipeline ---------------------------------------------------------------------
 
 HOMOGENEOUS_ROW = ((0.0, 0.0, 1.0),)
+TO_INDEX = ((1.0, 0.0, -0.5), (0.0, 1.0, -0.5), (0.0, 0.0, 1.0))  # edge -> pixel-centre coordinates
 
 
 def _homogeneous(affine: tf.Tensor) -> tf.Tensor:
@@ -275,27 +252,41 @@ def _rotation_about_centre(size: int, angle: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.stack([cos, -sin, c - cos * c + sin * c]), tf.stack([sin, cos, c - sin * c - cos * c])])
 
 
-def _warp(image: tf.Tensor, affine: tf.Tensor, box: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
-    """Warp with an edge-coordinate 2x3 affine into size x size: (crop, letterbox mask).
+def _warp(image: tf.Tensor, affine: tf.Tensor, size: int) -> tf.Tensor:
+    """Warp with an edge-coordinate 2x3 affine into size x size, zero outside the image.
 
     ImageProjectiveTransform wants the output -> input map on pixel indices, i.e. the
     inverse of T(-1/2) A T(1/2).
     """
-    to_index = tf.constant([[1.0, 0.0, -0.5], [0.0, 1.0, -0.5], [0.0, 0.0, 1.0]], tf.float64)
+    to_index = tf.constant(TO_INDEX, tf.float64)
     inverse = tf.linalg.inv(to_index @ _homogeneous(affine) @ tf.linalg.inv(to_index))
     transform = tf.cast(tf.concat([tf.reshape(inverse[:2], [6]), tf.zeros([2], tf.float64)], axis=0), tf.float32)
-    crop = tf.raw_ops.ImageProjectiveTransformV3(
+    return tf.raw_ops.ImageProjectiveTransformV3(
         images=image[None], transforms=transform[None], output_shape=tf.constant([size, size]),
         fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")[0]
-    centres = tf.range(size, dtype=tf.float64) + 0.5
-    x, y = _source_points(affine, *tf.meshgrid(centres, centres))
-    shape = tf.cast(tf.shape(image), tf.float64)
-    mask = tf.cast(_inside(x, y, box, shape[1], shape[0]), tf.float32)[..., None]
-    return crop, mask
+
+
+def _decode_window(encoded: tf.Tensor, window: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Decode only the crop window (JPEG: `decode_and_crop_jpeg`); returns (pixels, 3x3 shift).
+
+    The shift maps window pixels back to image pixels, to compose with the crop affine.
+    """
+    is_jpeg = tf.io.is_jpeg(encoded)
+    shape = tf.cond(is_jpeg, lambda: tf.io.extract_jpeg_shape(encoded)[:2],
+                    lambda: tf.shape(tf.io.decode_image(encoded, channels=3, expand_animations=False))[:2])
+    height, width = shape[0], shape[1]
+    x0, y0 = tf.minimum(window[0], width - 1), tf.minimum(window[1], height - 1)
+    x1, y1 = tf.clip_by_value(window[2], x0 + 1, width), tf.clip_by_value(window[3], y0 + 1, height)
+    pixels = tf.cond(
+        is_jpeg,
+        lambda: tf.io.decode_and_crop_jpeg(encoded, tf.stack([y0, x0, y1 - y0, x1 - x0]), channels=3),
+        lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False)[y0:y1, x0:x1])
+    x0, y0 = tf.cast(x0, tf.float64), tf.cast(y0, tf.float64)
+    return pixels, tf.stack([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
 
 
 def _photometric(pixels: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
-    """Brightness, contrast, saturation and noise on [0, 1] RGB; the caller masks the padding."""
+    """Brightness, contrast, saturation and noise on [0, 1] RGB; the caller re-zeroes the padding."""
     pixels = tf.image.stateless_random_brightness(pixels, PHOTOMETRIC["brightness"], seeds[0])
     low, high = 1.0 - PHOTOMETRIC["contrast"], 1.0 + PHOTOMETRIC["contrast"]
     pixels = tf.image.stateless_random_contrast(pixels, low, high, seeds[1])
@@ -306,25 +297,27 @@ def _photometric(pixels: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
 
 
 def _sample_fn(config: PipelineConfig, augment: bool):
-    """The per-sample map: (jpeg, crop box, affine, quat, rotvec, key) -> (input, rotvec)."""
+    """Per sample (parallel): decode the window, draw the augmentation, warp, re-label."""
     size = config.input_size
     max_angle = np.radians(config.rotation_deg)
 
-    def sample(encoded, box, affine, quat, rotvec, key):
-        image = tf.cast(tf.io.decode_image(encoded, channels=3, expand_animations=False), tf.float32)
+    def sample(encoded, window, affine, quat, rotvec, key):
+        pixels, shift = _decode_window(encoded, window)
         if not augment:
-            crop, mask = _warp(image, affine, box, size)
-            return normalize(crop * mask, config.normalization), rotvec
+            return tf.cast(_warp(pixels, (_homogeneous(affine) @ shift)[:2], size), tf.float32), rotvec
         seeds = tf.random.experimental.stateless_split(tf.stack([tf.constant(config.seed, tf.int64), key]), 6)
         angle = tf.random.stateless_uniform([], seeds[4], -max_angle, max_angle, dtype=tf.float64)
         flip = tf.random.stateless_uniform([], seeds[5]) < 0.5 if config.flip else tf.constant(False)
-        crop, mask = _warp(image, _rotation_about_centre(size, angle) @ _homogeneous(affine), box, size)
-        if config.photometric:
-            crop = _photometric(crop / 255.0, seeds) * 255.0
-        crop = crop * mask
+        affine = _rotation_about_centre(size, angle) @ _homogeneous(affine) @ shift
+        if config.photometric:  # a 4th channel marks real pixels, so the padding stays zero
+            warped = tf.cast(_warp(tf.pad(pixels, [[0, 0], [0, 0], [0, 1]], constant_values=255), affine, size),
+                             tf.float32)
+            valid = tf.cast(warped[..., 3:] > 0, tf.float32)
+            crop = _photometric(warped[..., :3] / 255.0, seeds) * 255.0 * valid
+        else:
+            crop = tf.cast(_warp(pixels, affine, size), tf.float32)
         crop = tf.where(flip, tf.image.flip_left_right(crop), crop)
-        label = _quat_to_rotvec(augment_quat(quat, angle, flip))
-        return normalize(crop, config.normalization), tf.cast(label, tf.float32)
+        return crop, tf.cast(_quat_to_rotvec(augment_quat(quat, angle, flip)), tf.float32)
 
     return sample
 
@@ -348,7 +341,7 @@ def make_dataset(path: str | Path | h5format.Dataset, config: PipelineConfig, tr
     boxes = crop_box(face_boxes(dataset, config), config.margin)
     tensors = (
         tf.constant([np.asarray(b, np.uint8).tobytes() for b in dataset["images"]], dtype=tf.string),
-        tf.constant(boxes, tf.float64),
+        tf.constant(crop_window(boxes), tf.int32),
         tf.constant(crop_affine(boxes, config.input_size), tf.float64),
         tf.constant(quats, tf.float64),
         tf.constant(geometry.quat_to_rotvec(quats), tf.float32),
@@ -360,9 +353,11 @@ def make_dataset(path: str | Path | h5format.Dataset, config: PipelineConfig, tr
     samples = tf.data.Dataset.zip(samples, keys).map(lambda fields, key: (*fields, key))
     samples = samples.map(_sample_fn(config, augment=training and config.augment),
                           num_parallel_calls=AUTOTUNE, deterministic=True)
+    batches = samples.batch(config.batch_size).map(lambda crops, labels: (normalize(crops, config.normalization), labels),
+                                                   num_parallel_calls=AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
-    return samples.batch(config.batch_size).prefetch(AUTOTUNE).with_options(options)
+    return batches.prefetch(AUTOTUNE).with_options(options)
 
 
 # --- benchmark: tf.data vs a plain Python generator --------------------------------------------
