@@ -244,6 +244,20 @@ def test_track_command_on_image_folder(dummy_models, tmp_path, capsys):
     assert not list(tmp_path.glob("*.tmp*"))
 
 
+def test_track_command_on_video_file(dummy_models, tmp_path, capsys):
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (320, 240))
+    for i in range(6):
+        writer.write(np.full((240, 320, 3), 40 * i, np.uint8))
+    writer.release()
+    out_csv = tmp_path / "clip.csv"
+    assert main(["track", "--video", str(path), "--localizer", str(dummy_models[0]), "--pose", str(dummy_models[1]),
+                 "--csv", str(out_csv), "--max-frames", "4"]) == 0
+    rows = read_csv(out_csv)
+    assert len(rows) == 4 and [float(r["time"]) for r in rows] == pytest.approx([0, 0.04, 0.08, 0.12], abs=1e-3)
+    assert "tracked 4 frames" in capsys.readouterr().out
+
+
 def test_frames_without_face_give_empty_rows(tmp_path, capsys):
     localizer = dummy_localizer(tmp_path / "noface.onnx", logit=-4.0)
     folder = write_frames(tmp_path / "frames", [np.full((120, 160, 3), 128, np.uint8)] * 3)
