@@ -336,3 +336,12 @@ def test_no_default_models_says_what_to_pass(monkeypatch, tmp_path):
     monkeypatch.setattr(track, "OPENTRACK_MODELS", tmp_path / "theirs")
     with pytest.raises(PosenetError, match="--pose"):
         track.default_model("pose")
+
+
+def test_runtime_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, posenet.track, posenet.udp; "
+            "assert not {'tensorflow', 'keras'} & set(sys.modules), sorted({'tensorflow', 'keras'} & set(sys.modules))")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
