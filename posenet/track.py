@@ -11,7 +11,8 @@ does (`ftnoir_tracker_neuralnet.cpp`, `model_adapters.cpp`):
 - Pose net: a square patch of side int(1.05 * max(w, h)) around the box centre (the centre
   clamped into the frame; Opentrack's 1.05 margin: without it the MAE on AFLW2000-3D
   grows from about 3 to 5 deg), border replicated, INTER_AREA to the model's H x W,
-  brightness-normalised. Patch units [-1, 1] map to the patch: `pos_size` gives the head
+  brightness-normalised (Opentrack also halves frames wider than 640 px with pyrDown first;
+  we keep the full frame, which only changes the patch's source resolution). Patch units [-1, 1] map to the patch: `pos_size` gives the head
   centre and size (projected 100 mm) in frame pixels, `box` the next tracking box.
 - Quaternion: the contract's `quat` (x, y, z, w) is already in our camera frame (x right,
   y down, z into the screen), the frame Opentrack calls "image" frame and converts to its
