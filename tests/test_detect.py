@@ -90,3 +90,16 @@ def test_real_face_found_by_hog_and_cnn(shared_data: Path) -> None:
 def test_animals_are_not_faces(shared_data: Path) -> None:
     for path in sorted((shared_data / "negatives").glob("*.jpg")):
         assert best_face(_read_rgb(path), "hog") is None, path.name
+
+
+@pytest.mark.parametrize("shape", [(30, 40), (30, 40, 1), (30, 40, 3), (30, 40, 4)])
+def test_any_uint8_layout_becomes_contiguous_rgb(shape: tuple[int, ...]) -> None:
+    image = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape)
+    rgb = detect.as_rgb_uint8(image)
+    assert rgb.shape == (30, 40, 3) and rgb.flags.c_contiguous
+    np.testing.assert_array_equal(rgb[..., 0], image if image.ndim == 2 else image[..., 0])
+
+
+def test_wrong_layout_is_one_clear_error() -> None:
+    with pytest.raises(PosenetError, match=r"got shape \(30, 40, 2\)"):
+        detect.as_rgb_uint8(np.zeros((30, 40, 2), np.uint8))
