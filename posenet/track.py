@@ -508,13 +508,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--camera", type=int, metavar="N", help="camera index (OpenCV); Ctrl-C ends tracking")
     source.add_argument("--images", type=Path, metavar="DIR", help="folder of frames, in name order")
     parser.add_argument("--localizer", type=Path, metavar="F.onnx",
-                        help="localizer model (default: work/models/localizer.onnx, else Opentrack's)")
+                        help="localizer model; when omitted work/models/localizer.onnx, else Opentrack's")
     parser.add_argument("--pose", type=Path, metavar="F.onnx",
-                        help="pose model (default: work/models/pose_net.onnx, else Opentrack's)")
+                        help="pose model; when omitted work/models/pose_net.onnx, else Opentrack's")
     parser.add_argument("--csv", type=Path, metavar="FILE", help="per-frame results")
     parser.add_argument("--out", type=Path, metavar="VIDEO.mp4", help="annotated video (box and head axes)")
     parser.add_argument("--udp", nargs="?", const="", metavar="HOST:PORT",
-                        help="send poses to Opentrack's UDP input (default 127.0.0.1:4242)")
+                        help="send poses to Opentrack's UDP input; HOST:PORT omitted: 127.0.0.1:4242")
     parser.add_argument("--smooth", type=float, default=1.0, metavar="ALPHA",
                         help="exponential smoothing of the output pose, 1 = none")
     parser.add_argument("--fov", type=float, default=DEFAULT_FOV_DEG, metavar="DEG",
