@@ -1,0 +1,142 @@
+"""`posenet evaluate`: summaries, per-sample CSV, JSON keys, predictors and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from data_tools import h5format
+from posenet import cli, evaluate, geometry
+from posenet.pipeline import PipelineConfig
+
+SUMMARY_KEYS = {"n", "failures", "mae_yaw", "mae_pitch", "mae_roll", "mae", "geodesic_mean", "geodesic_median", "acc10"}
+COUNT = 10
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> Path:
+    """A small dataset file: textured images, boxes and random poses."""
+    rng = np.random.default_rng(1)
+    images = [h5format.encode_image(cv2.GaussianBlur(rng.integers(0, 255, (64, 80, 3), np.uint8), (5, 5), 0))
+              for _ in range(COUNT)]
+    fields = {"images": images, "quats": geometry.rotvec_to_quat(rng.normal(0, 0.5, (COUNT, 3))).astype(np.float32),
+              "rois": np.tile(np.float32([[10, 8, 60, 58]]), (COUNT, 1))}
+    return h5format.write_dataset(tmp_path_factory.mktemp("eval") / "test.h5", fields)
+
+
+class Oracle:
+    """Returns the truth, optionally with some failed rows."""
+
+    name = "oracle"
+
+    def __init__(self, failed: tuple[int, ...] = ()):
+        self.failed = list(failed)
+
+    def predict(self, dataset):
+        quats = np.array(dataset["quats"], dtype=np.float64)
+        quats[self.failed] = np.nan
+        return quats
+
+
+def test_perfect_predictor_gives_zero_errors(data_file):
+    result = evaluate.evaluate(Oracle(), h5format.read_dataset(data_file))
+    assert set(result.summary) == SUMMARY_KEYS
+    assert result.summary["n"] == COUNT and result.summary["failures"] == 0
+    for key in SUMMARY_KEYS - {"n", "failures", "acc10"}:
+        assert result.summary[key] == pytest.approx(0.0, abs=1e-3)
+    assert result.summary["acc10"] == 1.0
+
+
+def test_nan_rows_are_failures_left_out_of_means(data_file):
+    dataset = h5format.read_dataset(data_file)
+    result = evaluate.evaluate(Oracle(failed=(2, 5)), dataset)
+    assert result.summary["failures"] == 2 and result.summary["n"] == COUNT
+    assert result.summary["mae"] == pytest.approx(0.0, abs=1e-3)
+    assert np.isnan(result.errors["geodesic"][[2, 5]]).all()
+
+
+def test_mean_pose_uses_the_training_split_only(data_file, tmp_path):
+    train = np.tile(geometry.rotvec_to_quat([0.0, 0.3, 0.0]), (4, 1)).astype(np.float32)
+    train_file = h5format.write_dataset(tmp_path / "train.h5", {
+        "images": [h5format.encode_image(np.zeros((8, 8, 3), np.uint8))] * 4, "quats": train})
+    predictor = evaluate.make_predictor("mean", train=train_file)
+    prediction = predictor.predict(h5format.read_dataset(data_file))
+    assert prediction.shape == (COUNT, 4)
+    np.testing.assert_allclose(prediction, np.tile(geometry.canonical_quat(train[0]), (COUNT, 1)), atol=1e-6)
+
+
+def _run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_cli_writes_csv_and_json(data_file, tmp_path, capsys):
+    status, out, _ = _run_cli(["evaluate", "mean", "--data", str(data_file), "--train", str(data_file),
+                               "--csv", str(tmp_path / "s.csv"), "--json", str(tmp_path / "s.json")], capsys)
+    assert status == 0
+    assert "MAE" in out and "ms/image" in out and "s.json" in out
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert set(summary) == SUMMARY_KEYS and summary["n"] == COUNT
+    with open(tmp_path / "s.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == COUNT and tuple(rows[0]) == evaluate.CSV_COLUMNS
+    assert [int(row["index"]) for row in rows] == list(range(COUNT))
+    truth = geometry.ypr_deg(h5format.read_dataset(data_file)["quats"])
+    np.testing.assert_allclose([float(rows[3][f"{a}_true"]) for a in ("yaw", "pitch", "roll")], truth[3], atol=1e-3)
+    mean_geodesic = np.mean([float(row["geodesic"]) for row in rows])
+    assert mean_geodesic == pytest.approx(summary["geodesic_mean"], abs=1e-3)
+
+
+def _fake_run(run_dir: Path, input_size: int = 32) -> Path:
+    """A run directory with a tiny (untrained) Keras checkpoint and its config, as train writes it."""
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    run_dir.mkdir(parents=True)
+    model.save(run_dir / "best.keras")
+    pipe = asdict(PipelineConfig(input_size=input_size, normalization="unit"))
+    (run_dir / "config.json").write_text(json.dumps({"train": {"model": "tiny"}, "pipeline": pipe}))
+    return run_dir
+
+
+def test_cli_evaluates_a_keras_run(data_file, tmp_path, capsys):
+    run_dir = _fake_run(tmp_path / "run")
+    status, out, err = _run_cli(["evaluate", str(run_dir), "--data", str(data_file),
+                                 "--json", str(tmp_path / "r.json")], capsys)
+    assert status == 0, err
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert summary["n"] == COUNT and summary["failures"] == 0 and summary["mae"] > 0
+
+
+@pytest.mark.parametrize("problem", ["missing", "malformed", "no-checkpoint", "unknown-target", "no-train"])
+def test_bad_input_gives_one_clear_line(problem, data_file, tmp_path, capsys):
+    data, target, extra = str(data_file), "mean", ["--train", str(data_file)]
+    if problem == "missing":
+        data = str(tmp_path / "absent.h5")
+    elif problem == "malformed":
+        (tmp_path / "bad.h5").write_bytes(b"\x89HDF\r\n garbage")
+        data = str(tmp_path / "bad.h5")
+    elif problem == "no-checkpoint":
+        (tmp_path / "empty_run").mkdir()
+        target, extra = str(tmp_path / "empty_run"), []
+    elif problem == "unknown-target":
+        target = "nonsense"
+    else:
+        extra = []
+    json_path = tmp_path / "out.json"
+    status, _, err = _run_cli(["evaluate", target, "--data", data, "--json", str(json_path), *extra], capsys)
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.startswith("posenet: error:")]
+    assert len(lines) == 1 and "Traceback" not in err
+    expected = {"missing": "absent.h5", "malformed": "bad.h5", "no-checkpoint": "checkpoint",
+                "unknown-target": "nonsense", "no-train": "--train"}[problem]
+    assert expected in lines[0]
+    assert not json_path.exists()
