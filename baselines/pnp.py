@@ -21,7 +21,7 @@ Figures (`posenet bench pnp`, 2 shared CPU cores; details in results/bench/pnp.m
   (linear in the noise).
 - The 16 AFLW2000-3D samples, f = image width: dlib HOG + PnP MAE 4.54 deg on the 12 faces HOG
   finds (the 4 misses are profiles, |yaw| >= 55); with the landmark box instead of detection
-  (`use_roi_boxes`) 12.9 deg on all 16 (dlib's landmarks fail on profiles). Oracle (pt3d_68 x, y)
+  (`use_roi_boxes`) 13.1 deg on all 16 (dlib's landmarks fail on profiles). Oracle (pt3d_68 x, y)
   + PnP: 4.17 deg (pitch 8.7). Published: 15.8 (dlib) and 8.65 (oracle) on all 2000 images.
   AFLW's labels are weak-perspective 3DMM fits; a near-orthographic camera (f = 10 x width)
   lowers the oracle MAE to 3.0 deg (its +5.9 deg pitch bias vanishes) but raises dlib's to
