@@ -1,0 +1,903 @@
+"""Procedural face renderer: the embedded, exactly labelled default dataset.
+
+One parametric head mesh in millimetres is built once (`head_mesh`): a star-shaped surface
+around the head centre (skull, face, jaw and neck from a radius function over the unit
+sphere) plus two ears. Its vertices include the 68 landmarks of `posenet.facemodel`
+exactly, so the labels are points of the rendered surface. Identity and expression are
+small vertex offsets along a handful of smooth procedural fields (`BASIS_NAMES`); the
+landmark vertices move with the surface, so a sample's model points are
+`LANDMARKS_68 + offsets` and its labels stay exact.
+
+Rendering: per-vertex Lambert + ambient + a little specular light from one to three
+coloured lights; triangles sorted far to near are filled with `cv2.fillConvexPoly`
+into a triangle-id buffer (painter's algorithm); every covered pixel then interpolates
+the vertex shading and the mean-model position, which looks up the albedo in a small
+procedural texture (skin, hair, brows, eyes, lips, clothing) and a fixed noise texture.
+
+Pixel coordinates follow the project's pixel-edge convention (pixel i covers [i, i+1]),
+so `project(transform(model_points, quat, t), camera)` is exactly the stored 2D label.
+
+Every sample draws from its own `np.random.default_rng([seed, index])`: any sample
+regenerates alone, workers split the index range freely, and the same seed gives a
+byte-identical file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+from scipy.interpolate import RBFInterpolator
+from scipy.spatial import ConvexHull
+from tqdm import tqdm
+
+from data_tools.h5format import encode_image, write_dataset
+from posenet.errors import PosenetError
+from posenet.facemodel import FLIP_PERMUTATION_68, HEAD_SIZE_MM, LANDMARKS_68
+from posenet.fileio import check_writable
+from posenet.geometry import aflw_to_quat, head_coords, project, quat_to_matrix
+
+MODES = ("face", "scene")
+FACE_SIZE = 256  # default face-crop side, pixels
+SCENE_SIZE = (288, 224)  # scene frame (width, height): the localizer input
+VIRTUAL_FRAME = (640, 480)  # the full frame that face crops are cut from (never rendered)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+SOURCE = "posenet-synth v1"
+
+SHIFT = 4  # fillConvexPoly sub-pixel bits
+NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
+NOISE_BANK_SIZE = 512  # fixed Gaussian noise image, windows of it are the sensor noise
+
+
+# --- configuration -------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class SynthConfig:
+    """Everything that shapes a synthetic dataset except its seed and size.
+
+    Angles in degrees: yaw, pitch and roll are drawn uniformly from +-range (AFLW
+    convention, see geometry.ypr_deg). `identity_scale` and `expression_scale` scale the
+    random shape offsets (0 renders the exact mean face of facemodel.LANDMARKS_68).
+    """
+
+    mode: str = "face"
+    size: int = FACE_SIZE
+    scene_size: tuple[int, int] = SCENE_SIZE
+    yaw_range: float = 90.0
+    pitch_range: float = 60.0
+    roll_range: float = 45.0
+    identity_scale: float = 1.0
+    expression_scale: float = 1.0
+    backgrounds: str | None = None
+    lossy: bool = True
+    quality: int = 90
+    face_probability: float = 0.8  # scene mode: share of frames with a face
+    occluder_probability: float = 0.25
+    degrade: bool = True  # blur, noise, colour jitter and JPEG artefacts
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the stored images."""
+        return (self.size, self.size) if self.mode == "face" else tuple(self.scene_size)
+
+
+# --- the head mesh ---------------------------------------------------------------------------
+
+SKULL_AXES = {"x": 76.0, "top": 122.0, "bottom": 100.0, "front": 80.0, "back": 106.0}
+NECK = {"ax": 50.0, "az": 47.0, "z": 14.0, "bottom": 215.0}  # elliptic cylinder, mm
+EAR = {"center": (79.0, 14.0, 6.0), "axes": (6.0, 30.0, 16.0)}
+SPHERE_POINTS = 600  # directions over the whole head
+FACE_POINTS = 1000  # extra directions in the face cap
+FACE_CAP = (np.array([0.0, 0.3, -1.0]) / np.hypot(0.3, 1.0), np.radians(68.0))  # axis, half-angle
+LANDMARK_CLEARANCE = np.radians(1.6)  # grid directions this close to a landmark are dropped
+
+# Extra surface points (image-left half and midline, mm) that shape the face between landmarks.
+_SHAPE_POINTS_HALF = [
+    (0, -45, -80), (-25, -45, -77), (-48, -45, -64), (0, -75, -71), (-30, -75, -64), (-55, -70, -48),
+    (-66, -25, -38), (-70, -45, -20), (-31, -15, -71), (-31, -1, -73), (-31, 12, -71), (-46, 14, -63),
+    (-8, 8, -81), (-11, 22, -84), (-19, 35, -75), (-8, 31, -91), (-40, 30, -67), (-56, 40, -48),
+    (-34, 50, -71), (-52, 64, -44), (-22, 50, -79), (0, 52, -89.5), (-8, 52, -86.5), (0, 90, -81),
+    (-15, 92, -77), (0, 100, -81), (-33, 69, -67), (0, 124, -52), (-30, 112, -42), (-50, 96, -22),
+    (-62, 60, 2), (-56, 92, 4),
+]
+
+# Identity and expression: offset fields over the mean head, one coefficient each.
+BASIS_NAMES = ("width", "lower_face", "nose", "jaw", "eye_spacing", "brow_height",
+               "mouth_open", "smile", "brow_raise")
+IDENTITY_SIGMA = np.array([0.05, 0.05, 4.0, 5.0, 2.0, 2.5, 0.0, 0.0, 0.0])
+EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 12.0, 4.0, 5.0])
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadMesh:
+    """The mean head: vertices (V,3) mm, outward triangles (T,3), vertex normals (V,3),
+    the vertex index of each of the 68 landmarks, and the offset fields (K,V,3)."""
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    normals: np.ndarray
+    landmark_index: np.ndarray
+    basis: np.ndarray
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _fibonacci_cap(n: int, axis: np.ndarray, half_angle: float) -> np.ndarray:
+    """n near-uniform unit directions within `half_angle` of `axis`."""
+    i = np.arange(n) + 0.5
+    cos_polar = 1.0 - (1.0 - np.cos(half_angle)) * i / n
+    sin_polar = np.sqrt(1.0 - cos_polar**2)
+    azimuth = np.pi * (1.0 + 5**0.5) * i
+    local = np.stack([sin_polar * np.cos(azimuth), sin_polar * np.sin(azimuth), cos_polar], axis=-1)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    u = _unit(np.cross(axis, helper))
+    return local @ np.stack([u, np.cross(axis, u), axis])
+
+
+def _base_radius(d: np.ndarray) -> np.ndarray:
+    """Radius of the skull ellipsoid united with the neck cylinder along unit directions d."""
+    dx, dy, dz = d.T
+    ay = np.where(dy < 0, SKULL_AXES["top"], SKULL_AXES["bottom"])
+    az = np.where(dz < 0, SKULL_AXES["front"], SKULL_AXES["back"])
+    skull = 1.0 / np.sqrt((dx / SKULL_AXES["x"]) ** 2 + (dy / ay) ** 2 + (dz / az) ** 2)
+    a = (dx / NECK["ax"]) ** 2 + (dz / NECK["az"]) ** 2
+    b = -2.0 * dz * NECK["z"] / NECK["az"] ** 2
+    c = (NECK["z"] / NECK["az"]) ** 2 - 1.0
+    side = (-b + np.sqrt(b**2 - 4.0 * a * c)) / (2.0 * np.maximum(a, 1e-12))
+    neck = np.where(dy > 0, np.minimum(side, NECK["bottom"] / np.maximum(dy, 1e-6)), 0.0)
+    return np.maximum(skull, neck)
+
+
+def _shape_points() -> np.ndarray:
+    """Landmarks plus the extra face-shaping points, mirrored to both sides."""
+    half = np.array(_SHAPE_POINTS_HALF, dtype=np.float64)
+    mirrored = half[half[:, 0] < 0] * np.array([-1.0, 1.0, 1.0])
+    return np.concatenate([LANDMARKS_68, half, mirrored])
+
+
+def _anchor_directions() -> np.ndarray:
+    """Directions away from the face where the radius keeps its base value."""
+    d = _fibonacci_cap(160, np.array([0.0, 0.0, 1.0]), np.pi)
+    face_side = d @ FACE_CAP[0] > np.cos(FACE_CAP[1] + np.radians(12.0))
+    return d[~face_side]
+
+
+def _ellipsoid(center: np.ndarray, axes: np.ndarray, rings: int = 7, segments: int = 12):
+    """A closed UV ellipsoid: vertices, outward triangles."""
+    polar = np.linspace(0.0, np.pi, rings + 1)[1:-1]
+    azimuth = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
+    p, a = np.meshgrid(polar, azimuth, indexing="ij")
+    ring = np.stack([np.sin(p) * np.cos(a), np.cos(p), np.sin(p) * np.sin(a)], axis=-1).reshape(-1, 3)
+    unit = np.concatenate([[[0.0, 1.0, 0.0]], ring, [[0.0, -1.0, 0.0]]])
+    triangles = ConvexHull(unit).simplices
+    return center + unit * axes, _orient_outward(unit, triangles)
+
+
+def _orient_outward(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Reorder triangles of a star-shaped surface (around the origin) so normals point out."""
+    a, b, c = (points[triangles[:, k]] for k in range(3))
+    inward = np.einsum("ij,ij->i", np.cross(b - a, c - a), a + b + c) < 0
+    triangles = triangles.copy()
+    triangles[inward] = triangles[inward][:, [0, 2, 1]]
+    return triangles
+
+
+def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = (vertices[triangles[:, k]] for k in range(3))
+    face_normals = np.cross(b - a, c - a)  # area-weighted
+    normals = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(normals, triangles[:, k], face_normals)
+    return _unit(normals)
+
+
+def _smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _gauss(x: np.ndarray, center: float, width: float) -> np.ndarray:
+    return np.exp(-(((x - center) / width) ** 2))
+
+
+def offset_basis(points: np.ndarray) -> np.ndarray:
+    """The offset fields (K, P, 3) at mean-head points (P, 3): one per BASIS_NAMES entry.
+
+    Each field is smooth and left/right symmetric; a coefficient of 1 moves points by
+    about 1 mm (or 1 x of the size for the two scale fields).
+    """
+    x, y, z = points.T
+    zero = np.zeros_like(x)
+    front = _smoothstep(-20.0, -55.0, z)  # the face side of the head
+    side = np.sign(x)
+    eye_area = _gauss(np.abs(x), 31.0, 16.0) * _gauss(y, -5.0, 16.0) * front
+    brow_area = _gauss(y, -29.0, 11.0) * (np.abs(x) < 70) * front
+    mouth_area = _gauss(np.abs(x), 0.0, 32.0) * _gauss(y, 68.0, 14.0) * front
+    corners = _gauss(np.abs(x), 24.0, 9.0) * _gauss(y, 67.0, 8.0) * front
+    lower_jaw = _smoothstep(66.2, 67.8, y) * np.clip((10.0 - z) / 60.0, 0.0, 1.0)
+    fields = [
+        (x, zero, zero),                                                     # width (x scale)
+        (zero, np.maximum(y, 0.0), zero),                                    # lower_face (y scale)
+        (zero, zero, -_gauss(x, 0.0, 13.0) * _gauss(y, 22.0, 22.0) * front),  # nose (protrusion)
+        (side * _smoothstep(20.0, 90.0, y) * np.clip(np.abs(x) / 70.0, 0, 1), zero, zero),  # jaw
+        (side * eye_area, zero, zero),                                       # eye_spacing
+        (zero, -brow_area, zero),                                            # brow_height
+        (zero, lower_jaw, 0.3 * lower_jaw),                                  # mouth_open
+        (side * corners, -0.6 * corners + 0.1 * mouth_area, zero),            # smile
+        (zero, -brow_area, zero),                                            # brow_raise
+    ]
+    return np.stack([np.stack(f, axis=-1) for f in fields])
+
+
+@functools.lru_cache(maxsize=1)
+def head_mesh() -> HeadMesh:
+    """Build the mean head once per process (about 0.1 s)."""
+    landmark_dirs = _unit(LANDMARKS_68)
+    grid = np.concatenate([_fibonacci_cap(SPHERE_POINTS, np.array([0.0, 0.0, 1.0]), np.pi),
+                           _fibonacci_cap(FACE_POINTS, *FACE_CAP)])
+    closest = np.max(grid @ landmark_dirs.T, axis=1)
+    grid = grid[closest < np.cos(LANDMARK_CLEARANCE)]
+    directions = np.concatenate([landmark_dirs, grid])
+
+    shape = _shape_points()
+    anchors = _anchor_directions()
+    control = np.concatenate([_unit(shape), anchors])
+    residual = np.concatenate([np.linalg.norm(shape, axis=1) - _base_radius(_unit(shape)), np.zeros(len(anchors))])
+    correction = RBFInterpolator(control, residual, kernel="thin_plate_spline", degree=1)
+    radius = _base_radius(directions) + correction(directions)
+    head = directions * radius[:, None]
+    head[: len(LANDMARKS_68)] = LANDMARKS_68  # exact (the interpolation matches to ~1e-9 mm)
+    head_triangles = _orient_outward(directions, ConvexHull(directions).simplices)
+
+    parts_v, parts_t = [head], [head_triangles]
+    offset = len(head)
+    for sign in (-1.0, 1.0):
+        center = np.array(EAR["center"]) * np.array([sign, 1.0, 1.0])
+        ear_v, ear_t = _ellipsoid(center, np.array(EAR["axes"]))
+        ear_t = _orient_outward(ear_v - center, ear_t)
+        parts_v.append(ear_v)
+        parts_t.append(ear_t + offset)
+        offset += len(ear_v)
+    vertices = np.concatenate(parts_v)
+    triangles = np.concatenate(parts_t).astype(np.int32)
+    mesh = HeadMesh(vertices=vertices, triangles=triangles, normals=_vertex_normals(vertices, triangles),
+                    landmark_index=np.arange(len(LANDMARKS_68)), basis=offset_basis(vertices))
+    for array in dataclasses.asdict(mesh).values():
+        array.setflags(write=False)
+    return mesh
+
+
+# --- the albedo texture ------------------------------------------------------------------------
+
+REGIONS = ("skin", "hair", "brow", "lips", "dark", "sclera", "iris", "cloth")
+TEX_MM = 0.8  # texel size
+TEX_X = (-100.0, 100.0)
+TEX_Y = (-150.0, 230.0)
+CLOTH_Y = 175.0  # clothing starts this far below the eyes
+
+
+def _tex_px(points_mm) -> np.ndarray:
+    """Texture pixel coordinates (OpenCV drawing, SHIFT bits) of (x, y) mm points."""
+    xy = (np.asarray(points_mm, float)[..., :2] - [TEX_X[0], TEX_Y[0]]) / TEX_MM - 0.5
+    return np.round(xy * (1 << SHIFT)).astype(np.int32)
+
+
+def _tex_mm(value: float) -> int:
+    return max(1, int(round(value / TEX_MM)))
+
+
+def _paint(weights: np.ndarray, mask: np.ndarray, region: str, soften_mm: float = 0.6) -> None:
+    """Lay `mask` (float 0..1) of `region` over the weights (H, W, K) in place."""
+    mask = cv2.GaussianBlur(mask, (0, 0), soften_mm / TEX_MM)[..., None]
+    onehot = np.eye(len(REGIONS), dtype=np.float32)[REGIONS.index(region)]
+    weights *= 1.0 - mask
+    weights += mask * onehot
+
+
+def _texture_shape() -> tuple[int, int]:
+    return (int(round((TEX_Y[1] - TEX_Y[0]) / TEX_MM)), int(round((TEX_X[1] - TEX_X[0]) / TEX_MM)))
+
+
+def _front_texture() -> np.ndarray:
+    """Region weights of the face side (z < 0), indexed by (y, x) of the mean head."""
+    shape = _texture_shape()
+    weights = np.zeros((*shape, len(REGIONS)), np.float32)
+    weights[..., 0] = 1.0
+    lm = LANDMARKS_68
+    xs = np.linspace(-100.0, 100.0, 81)
+    hairline = np.where(np.abs(xs) < 64, -68.0 + 0.009 * xs**2, -14.0)
+    hair = np.zeros(shape, np.float32)
+    cv2.fillPoly(hair, [_tex_px(np.concatenate([np.stack([xs, hairline], -1), [[100, -150], [-100, -150]]]))],
+                 1.0, cv2.LINE_AA, SHIFT)
+    _paint(weights, hair, "hair", 1.5)
+    for brow in (lm[17:22], lm[22:27]):
+        mask = np.zeros(shape, np.float32)
+        cv2.polylines(mask, [_tex_px(brow)], False, 1.0, _tex_mm(4.5), cv2.LINE_AA, SHIFT)
+        _paint(weights, mask * 0.85, "brow", 0.8)
+    for eye in (lm[36:42], lm[42:48]):
+        opening = np.zeros(shape, np.float32)
+        cv2.fillPoly(opening, [_tex_px(eye)], 1.0, cv2.LINE_AA, SHIFT)
+        _paint(weights, opening, "sclera", 0.3)
+        center = eye[[1, 2, 4, 5]].mean(axis=0)
+        iris, pupil = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        cv2.circle(iris, tuple(_tex_px(center)), _tex_mm(5.5) << SHIFT, 1.0, -1, cv2.LINE_AA, SHIFT)
+        cv2.circle(pupil, tuple(_tex_px(center)), _tex_mm(2.2) << SHIFT, 1.0, -1, cv2.LINE_AA, SHIFT)
+        _paint(weights, iris * opening, "iris", 0.3)
+        _paint(weights, pupil * opening, "dark", 0.3)
+        lash = np.zeros(shape, np.float32)
+        cv2.polylines(lash, [_tex_px(eye[:4])], False, 1.0, _tex_mm(1.3), cv2.LINE_AA, SHIFT)
+        _paint(weights, lash, "dark", 0.3)
+    lips, mouth = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    cv2.fillPoly(lips, [_tex_px(lm[48:60])], 1.0, cv2.LINE_AA, SHIFT)
+    cv2.fillPoly(mouth, [_tex_px(lm[60:68])], 1.0, cv2.LINE_AA, SHIFT)
+    _paint(weights, lips, "lips", 0.8)
+    _paint(weights, mouth, "dark", 0.3)
+    nostrils = np.zeros(shape, np.float32)
+    for sign in (-1, 1):
+        cv2.ellipse(nostrils, tuple(_tex_px([sign * 6.5, 42.0])), (_tex_mm(3.2) << SHIFT, _tex_mm(1.6) << SHIFT),
+                    sign * 15.0, 0, 360, 0.8, -1, cv2.LINE_AA, SHIFT)
+    _paint(weights, nostrils, "dark", 0.6)
+    _paint(weights, _below(shape, CLOTH_Y), "cloth", 1.0)
+    return weights
+
+
+def _below(shape: tuple[int, int], y_mm: float) -> np.ndarray:
+    mask = np.zeros(shape, np.float32)
+    mask[int((y_mm - TEX_Y[0]) / TEX_MM):] = 1.0
+    return mask
+
+
+def _back_texture() -> np.ndarray:
+    """Region weights of the back of the head (z >= 0): hair down to the nape, skin, clothing."""
+    shape = _texture_shape()
+    weights = np.zeros((*shape, len(REGIONS)), np.float32)
+    weights[..., 0] = 1.0
+    rows = (np.arange(shape[0]) + 0.5) * TEX_MM + TEX_Y[0]
+    cols = (np.arange(shape[1]) + 0.5) * TEX_MM + TEX_X[0]
+    hair_bottom = np.where(np.abs(cols) > 68, -16.0, 45.0 - 0.004 * cols**2)
+    _paint(weights, (rows[:, None] < hair_bottom[None, :]).astype(np.float32), "hair", 1.5)
+    _paint(weights, _below(shape, CLOTH_Y - 25.0), "cloth", 1.0)
+    return weights
+
+
+@functools.lru_cache(maxsize=1)
+def _textures() -> tuple[np.ndarray, np.ndarray]:
+    """(front/back region weights (2, H, W, K), skin-detail noise (2, H, W)), built once."""
+    weights = np.stack([_front_texture(), _back_texture()])
+    rng = np.random.default_rng(0)
+    shape = _texture_shape()
+    detail = sum(cv2.resize(rng.normal(size=(shape[0] // s, shape[1] // s)).astype(np.float32),
+                            shape[::-1], interpolation=cv2.INTER_CUBIC) / np.sqrt(s)
+                 for s in (2, 6, 18))
+    detail = np.stack([detail, detail[::-1]]) / np.std(detail)
+    weights.setflags(write=False)
+    detail.setflags(write=False)
+    return weights, detail.astype(np.float32)
+
+
+# --- appearance: identity, expression, colours and light ---------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Appearance:
+    """One person under one light: shape coefficients, region colours, lights.
+
+    Keep one Appearance fixed and vary the pose to render a moving head (see render_view).
+    """
+
+    coefficients: np.ndarray  # (len(BASIS_NAMES),)
+    colours: np.ndarray  # (len(REGIONS), 3) RGB albedo, 0..255
+    ambient: np.ndarray  # (3,)
+    light_dirs: np.ndarray  # (L, 3) camera frame, from the surface toward the light
+    light_colours: np.ndarray  # (L, 3)
+    specular: float
+    shininess: float
+    detail: float  # skin-detail noise amplitude (fraction of albedo)
+    detail_shift: int  # where this person's skin detail starts in the noise texture
+
+    def model_points(self) -> np.ndarray:
+        """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
+        mesh = head_mesh()
+        offsets = np.tensordot(self.coefficients, mesh.basis[:, mesh.landmark_index], axes=1)
+        return mesh.vertices[mesh.landmark_index] + offsets
+
+
+SKIN_TONES = np.array([[240, 205, 185], [225, 180, 150], [198, 150, 115], [160, 110, 80],
+                       [120, 80, 58], [85, 58, 42]], np.float64)
+HAIR_COLOURS = np.array([[25, 20, 18], [60, 40, 28], [110, 75, 45], [200, 165, 110],
+                         [150, 70, 35], [170, 170, 165], [45, 35, 30]], np.float64)
+IRIS_COLOURS = np.array([[70, 45, 25], [60, 90, 120], [80, 100, 60], [40, 28, 20]], np.float64)
+
+
+def _lerp_palette(rng: np.random.Generator, palette: np.ndarray) -> np.ndarray:
+    """A colour between two neighbouring palette entries."""
+    i = rng.integers(len(palette) - 1)
+    return palette[i] + rng.uniform() * (palette[i + 1] - palette[i])
+
+
+def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearance:
+    """Draw a random person, expression and lighting."""
+    coefficients = (rng.normal(size=len(BASIS_NAMES)) * IDENTITY_SIGMA * config.identity_scale
+                    + rng.uniform(-0.4, 1.0, len(BASIS_NAMES)).clip(0.0) * EXPRESSION_MAX * config.expression_scale)
+    skin = _lerp_palette(rng, SKIN_TONES) * rng.uniform(0.92, 1.08, 3)
+    hair = _lerp_palette(rng, HAIR_COLOURS) * rng.uniform(0.85, 1.15)
+    colours = np.stack([
+        skin,
+        hair,
+        0.35 * skin + 0.65 * np.minimum(hair, 90.0),
+        skin * np.array([0.85, 0.55, 0.55]) * rng.uniform(0.8, 1.05),
+        np.array([28.0, 16.0, 16.0]) * rng.uniform(0.7, 1.3),
+        np.array([225.0, 218.0, 208.0]) * rng.uniform(0.8, 1.0),
+        _lerp_palette(rng, IRIS_COLOURS),
+        rng.uniform(20.0, 235.0, 3),
+    ])
+    n_lights = int(rng.integers(1, 4))
+    azimuth = rng.uniform(-np.pi, np.pi, n_lights)
+    elevation = rng.uniform(0.15, 1.2, n_lights)  # angle from the viewing axis
+    light_dirs = np.stack([np.sin(elevation) * np.cos(azimuth), np.sin(elevation) * np.sin(azimuth),
+                           -np.cos(elevation)], axis=-1)
+    tint = rng.uniform(0.75, 1.0, (n_lights, 3))
+    light_colours = tint / tint.max(axis=1, keepdims=True) * rng.uniform(0.5, 1.0, (n_lights, 1))
+    light_colours *= rng.uniform(0.8, 1.1) / light_colours.sum(axis=0).max()
+    return Appearance(coefficients=coefficients, colours=colours, ambient=rng.uniform(0.2, 0.45) * rng.uniform(0.85, 1.0, 3),
+                      light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
+                      shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.02, 0.08),
+                      detail_shift=int(rng.integers(1 << 20)))
+
+
+# --- rasterising ---------------------------------------------------------------------------------
+
+def _shade_vertices(appearance: Appearance, points_cam: np.ndarray, normals_cam: np.ndarray):
+    """Per-vertex diffuse light (V, 3) and specular light (V, 3)."""
+    diffuse = np.broadcast_to(appearance.ambient, points_cam.shape).copy()
+    specular = np.zeros_like(points_cam)
+    to_camera = _unit(-points_cam)
+    for direction, colour in zip(appearance.light_dirs, appearance.light_colours):
+        lambert = np.clip(normals_cam @ direction, 0.0, None)
+        diffuse += lambert[:, None] * colour
+        half = _unit(to_camera + direction)
+        highlight = np.clip(np.einsum("ij,ij->i", normals_cam, half), 0.0, None) ** appearance.shininess
+        specular += (appearance.specular * 255.0) * (highlight * (lambert > 0))[:, None] * colour
+    return diffuse, specular
+
+
+def _triangle_ids(pixels: np.ndarray, points_cam: np.ndarray, triangles: np.ndarray,
+                  image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Painter's algorithm into an id buffer: (H, W) int32 (0 = background, k+1 = drawn[k]), drawn."""
+    height, width = image_shape
+    a, b, c = (points_cam[triangles[:, k]] for k in range(3))
+    facing = np.einsum("ij,ij->i", np.cross(b - a, c - a), a) < 0
+    in_front = np.minimum(np.minimum(a[:, 2], b[:, 2]), c[:, 2]) > NEAR_MM
+    corners = pixels[triangles]
+    inside = ((corners[..., 0].max(1) >= -1) & (corners[..., 0].min(1) <= width)
+              & (corners[..., 1].max(1) >= -1) & (corners[..., 1].min(1) <= height))
+    drawn = np.flatnonzero(facing & in_front & inside)
+    depth = (a[drawn, 2] + b[drawn, 2] + c[drawn, 2])
+    drawn = drawn[np.argsort(-depth, kind="stable")]
+    fixed = np.round((corners[drawn] - 0.5) * (1 << SHIFT)).astype(np.int32)  # OpenCV: centres at integers
+    ids = np.zeros(image_shape, np.int32)
+    for k, polygon in enumerate(fixed):
+        cv2.fillConvexPoly(ids, polygon, k + 1, cv2.LINE_8, SHIFT)
+    return ids, triangles[drawn]
+
+
+def _attribute_planes(corners_px: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-triangle affine planes (T, 3, C): value = x * P[0] + y * P[1] + P[2] inside the
+    triangle with corner pixels (T, 3, 2) and corner values (T, 3, C); degenerate
+    triangles get their mean value."""
+    system = np.concatenate([corners_px, np.ones_like(corners_px[..., :1])], axis=-1)
+    planes = np.zeros_like(values)
+    planes[:, 2] = values.mean(axis=1)
+    solvable = np.abs(np.linalg.det(system)) > 1e-6
+    planes[solvable] = np.linalg.solve(system[solvable], values[solvable])
+    return planes
+
+
+def _albedo(appearance: Appearance, texel: np.ndarray) -> np.ndarray:
+    """Albedo (n, 3) at texture positions (n, 3) = (row, column, side) from the region
+    texture and the skin-detail noise."""
+    weights, detail = _textures()
+    sides, height, width = weights.shape[:3]
+    row = np.clip(texel[:, 0].astype(np.int32), 0, height - 1)
+    col = np.clip(texel[:, 1].astype(np.int32), 0, width - 1)
+    index = (texel[:, 2] > 0.5) * (height * width) + row * width + col
+    albedo = np.take(weights.reshape(-1, len(REGIONS)), index, axis=0) @ appearance.colours.astype(np.float32)
+    grain = np.take(detail.reshape(-1), (index + appearance.detail_shift) % (sides * height * width))
+    return albedo * (1.0 + appearance.detail * grain[:, None])
+
+
+def _texel_coordinates(mean_vertices: np.ndarray) -> np.ndarray:
+    """(row, column, side) texture coordinates of mean-head points; side 1 = back texture."""
+    return np.stack([(mean_vertices[:, 1] - TEX_Y[0]) / TEX_MM, (mean_vertices[:, 0] - TEX_X[0]) / TEX_MM,
+                     (mean_vertices[:, 2] >= 0).astype(np.float64)], axis=-1)
+
+
+def render_view(appearance: Appearance, quat: np.ndarray, translation_mm: np.ndarray, camera: np.ndarray,
+                image_size: tuple[int, int], background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render one head at a given pose into a frame; the public entry point for videos.
+
+    appearance: the person, expression and light (`sample_appearance`); keep it fixed
+        across frames for a moving head.
+    quat: (x, y, z, w) rotation of head-frame points into the camera frame.
+    translation_mm: (3,) head centre in the camera frame (z > 0, in front of the camera).
+    camera: (fx, fy, cx, cy) in pixels of this frame.
+    image_size: (width, height).
+    background: optional RGB uint8 (height, width, 3); mid grey when None.
+
+    Returns the RGB uint8 frame and the 68 landmarks (68, 2) in pixels (pixel-edge
+    convention): `project(transform(appearance.model_points(), quat, t), camera)`.
+    No blur, noise or occluder is added here.
+    """
+    width, height = image_size
+    image = np.full((height, width, 3), 128, np.uint8) if background is None else background.copy()
+    mesh = head_mesh()
+    rotation = quat_to_matrix(quat)
+    vertices = mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
+    points_cam = vertices @ rotation.T + np.asarray(translation_mm, float)
+    pixels = project(points_cam, camera)
+    _draw_head(image, appearance, mesh, points_cam, pixels, mesh.normals @ rotation.T)
+    return image, pixels[mesh.landmark_index]
+
+
+def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points_cam: np.ndarray,
+               pixels: np.ndarray, normals_cam: np.ndarray) -> None:
+    """Rasterise the posed head over `image` (RGB uint8, in place)."""
+    ids, drawn = _triangle_ids(pixels, points_cam, mesh.triangles, image.shape[:2])
+    flat_ids = ids.reshape(-1)
+    covered = np.flatnonzero(flat_ids)
+    if not covered.size:
+        return
+    diffuse, specular = _shade_vertices(appearance, points_cam, normals_cam)
+    texel = _texel_coordinates(mesh.vertices)
+    attributes = np.concatenate([texel, diffuse, specular], axis=1)[drawn]  # (T, 3, 9)
+    attributes[:, :, 2] = attributes[:, :, 2].max(axis=1, keepdims=True)  # one texture side per triangle
+    planes = _attribute_planes(pixels[drawn], attributes).astype(np.float32)[flat_ids[covered] - 1]
+    width = ids.shape[1]
+    x = (covered % width).astype(np.float32)[:, None] + 0.5
+    y = (covered // width).astype(np.float32)[:, None] + 0.5
+    values = x * planes[:, 0] + y * planes[:, 1] + planes[:, 2]
+    colour = _albedo(appearance, values[:, :3]) * values[:, 3:6] + values[:, 6:9]
+    image.reshape(-1, 3)[covered] = np.clip(colour, 0.0, 255.0).astype(np.uint8)
+
+
+# --- backgrounds and image degradations --------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _noise_bank() -> np.ndarray:
+    """A fixed unit Gaussian noise image; random windows of it are the sensor noise."""
+    return np.random.default_rng(1).normal(size=(NOISE_BANK_SIZE, NOISE_BANK_SIZE, 3)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _background_files(directory: str) -> tuple[Path, ...]:
+    files = tuple(sorted(p for p in Path(directory).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS))
+    if not files:
+        raise PosenetError(f"{directory}: no background images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    return files
+
+
+@functools.lru_cache(maxsize=64)
+def _load_background(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise PosenetError(f"{path}: background image cannot be decoded")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _photo_background(rng: np.random.Generator, directory: str, width: int, height: int) -> np.ndarray:
+    """A random crop of a random image of `directory`, resized to (width, height)."""
+    files = _background_files(directory)
+    photo = _load_background(files[rng.integers(len(files))])
+    scale = rng.uniform(0.3, 1.0)
+    crop_w = max(8, int(photo.shape[1] * scale))
+    crop_h = min(photo.shape[0], max(8, int(crop_w * height / width)))
+    x0 = int(rng.integers(photo.shape[1] - crop_w + 1))
+    y0 = int(rng.integers(photo.shape[0] - crop_h + 1))
+    return cv2.resize(photo[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _draw_random_shapes(rng: np.random.Generator, image: np.ndarray, count: int) -> None:
+    """Filled rectangles, ellipses, polygons and thick lines in random colours (in place)."""
+    height, width = image.shape[:2]
+    for _ in range(count):
+        colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+        x, y = int(rng.integers(width)), int(rng.integers(height))
+        size = int(rng.uniform(0.05, 0.5) * max(width, height))
+        kind = rng.integers(4)
+        if kind == 0:
+            cv2.rectangle(image, (x, y), (x + size, y + int(size * rng.uniform(0.2, 2))), colour, -1)
+        elif kind == 1:
+            cv2.ellipse(image, (x, y), (size // 2 + 1, int(size * rng.uniform(0.1, 0.6)) + 1),
+                        float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
+        elif kind == 2:
+            polygon = np.array([x, y]) + rng.normal(0, size / 2, (int(rng.integers(3, 7)), 2))
+            cv2.fillPoly(image, [polygon.astype(np.int32)], colour, cv2.LINE_AA)
+        else:
+            end = (x + int(rng.normal(0, size)), y + int(rng.normal(0, size)))
+            cv2.line(image, (x, y), end, colour, int(rng.integers(1, 12)), cv2.LINE_AA)
+
+
+def make_background(rng: np.random.Generator, width: int, height: int, directory: str | None = None) -> np.ndarray:
+    """A random RGB uint8 background: a photo crop (when `directory` is given, 80 %),
+    or a procedural mix of a gradient, smooth colour noise and random shapes."""
+    if directory and rng.uniform() < 0.8:
+        return _photo_background(rng, directory, width, height)
+    corners = rng.uniform(0, 255, (2, 2, 3)).astype(np.float32)
+    image = cv2.resize(corners, (width, height), interpolation=cv2.INTER_LINEAR)
+    if rng.uniform() < 0.6:
+        cells = int(rng.integers(3, 24))
+        blobs = rng.uniform(-1, 1, (cells, max(2, cells * width // height), 3)).astype(np.float32)
+        image += float(rng.uniform(20, 90)) * cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    _draw_random_shapes(rng, image, int(rng.integers(0, 14)))
+    return image
+
+
+def _occlude(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray) -> None:
+    """Cover part of the face with a random shape (a hand, a cup, a microphone...), in place."""
+    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+    face = float(max(hi - lo))
+    center = landmarks[rng.integers(len(landmarks))] + rng.normal(0, 0.1 * face, 2)
+    axes = (face * rng.uniform(0.12, 0.45, 2)).astype(int) + 1
+    colour = tuple(float(c) for c in rng.uniform(0, 255, 3))
+    if rng.uniform() < 0.5:
+        cv2.ellipse(image, tuple(int(v) for v in center), tuple(int(a) for a in axes),
+                    float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
+    else:
+        angles = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(4, 9))))
+        polygon = center + np.stack([np.cos(angles), np.sin(angles)], -1) * axes * rng.uniform(0.6, 1.2, (len(angles), 1))
+        cv2.fillPoly(image, [polygon.astype(np.int32)], colour, cv2.LINE_AA)
+
+
+def _degrade(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Camera effects: colour gain, blur, sensor noise, JPEG artefacts."""
+    height, width = image.shape[:2]
+    out = image.astype(np.float32) * rng.uniform(0.8, 1.2, 3).astype(np.float32) + float(rng.uniform(-20, 20))
+    if rng.uniform() < 0.5:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.4, 1.6)))
+    y0, x0 = (int(rng.integers(NOISE_BANK_SIZE - s + 1)) for s in (height, width))
+    out += float(rng.uniform(0.0, 8.0)) * _noise_bank()[y0:y0 + height, x0:x0 + width]
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.uniform() < 0.25:
+        ok, buffer = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 70))])
+        out = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    return out
+
+
+# --- one labelled sample -----------------------------------------------------------------------------
+
+def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """A quaternion with yaw, pitch and roll uniform in the configured ranges."""
+    yaw, pitch, roll = np.radians(rng.uniform(-1, 1, 3) * [config.yaw_range, config.pitch_range, config.roll_range])
+    return aflw_to_quat(np.array([pitch, yaw, roll]))
+
+
+def _frame_camera(rng: np.random.Generator, width: int, height: int, fov_deg: tuple[float, float]) -> np.ndarray:
+    """(fx, fy, cx, cy) of a frame with a random horizontal field of view."""
+    focal = width / 2.0 / np.tan(np.radians(rng.uniform(*fov_deg)) / 2.0)
+    return np.array([focal, focal, width / 2.0, height / 2.0])
+
+
+def _place_head(camera: np.ndarray, size_px: float, center_px: np.ndarray) -> np.ndarray:
+    """Head-centre translation (mm) that projects to `center_px` with `coords` size `size_px`."""
+    z = camera[0] * HEAD_SIZE_MM / size_px
+    return np.array([(center_px[0] - camera[2]) * z / camera[0], (center_px[1] - camera[3]) * z / camera[1], z])
+
+
+def _pose_labels(model_points: np.ndarray, quat: np.ndarray, translation: np.ndarray, camera: np.ndarray) -> dict:
+    """quats, coords, pt3d_68 (x, y px; z depth from the head centre in the same scale), pt2d_68."""
+    points_cam = model_points @ quat_to_matrix(quat).T + translation
+    pt2d = project(points_cam, camera)
+    depth = (points_cam[:, 2] - translation[2]) * camera[0] / translation[2]
+    return {
+        "quats": quat,
+        "coords": head_coords(translation, camera),
+        "pt3d_68": np.concatenate([pt2d, depth[:, None]], axis=1),
+        "pt2d_68": pt2d,
+    }
+
+
+def _face_box(points: np.ndarray) -> np.ndarray:
+    """The roi: bounding box (x0, y0, x1, y1) of the 68 landmarks."""
+    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
+def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appearance, quat: np.ndarray):
+    """A face-centred crop: the head is placed in a virtual full frame, the crop gets its own camera."""
+    frame = _frame_camera(rng, *VIRTUAL_FRAME, fov_deg=(35.0, 80.0))
+    distance = rng.uniform(350.0, 1500.0)
+    center = rng.uniform(0.2, 0.8, 2) * VIRTUAL_FRAME
+    translation = _place_head(frame, frame[0] * HEAD_SIZE_MM / distance, center)
+    box = _face_box(_pose_labels(appearance.model_points(), quat, translation, frame)["pt2d_68"])
+    side = max(box[2] - box[0], box[3] - box[1]) * rng.uniform(1.5, 2.1)
+    crop_center = (box[:2] + box[2:]) / 2.0 + rng.uniform(-0.08, 0.08, 2) * side
+    scale = config.size / side
+    origin = crop_center - side / 2.0
+    camera = np.array([frame[0] * scale, frame[1] * scale, (frame[2] - origin[0]) * scale, (frame[3] - origin[1]) * scale])
+    background = make_background(rng, config.size, config.size, config.backgrounds)
+    return camera, translation, background
+
+
+def _scene_view(config: SynthConfig, rng: np.random.Generator):
+    """A full localizer frame: camera, head translation (None for no face) and background."""
+    width, height = config.image_size
+    camera = _frame_camera(rng, width, height, fov_deg=(45.0, 75.0))
+    background = make_background(rng, width, height, config.backgrounds)
+    if rng.uniform() >= config.face_probability:
+        return camera, None, background
+    center = rng.uniform([0.1 * width, 0.15 * height], [0.9 * width, 0.85 * height])
+    translation = _place_head(camera, rng.uniform(0.08, 0.32) * height, center)
+    return camera, translation, background
+
+
+def _empty_labels() -> dict:
+    return {"quats": np.array([0.0, 0.0, 0.0, 1.0]), "coords": np.zeros(3), "rois": np.zeros(4),
+            "pt3d_68": np.zeros((68, 3)), "pt2d_68": np.zeros((68, 2)), "model_68": np.zeros((68, 3))}
+
+
+def render_sample(config: SynthConfig, seed: int, index: int) -> dict[str, np.ndarray]:
+    """Sample `index` of the dataset with `seed`: its encoded image and labels.
+
+    Keys: images (encoded uint8 buffer), quats, coords, rois, pt3d_68, pt2d_68, camera,
+    model_68 (this face's 68 model points in mm, head frame), and hasface in scene mode.
+    Regenerates alone: the random stream is `default_rng([seed, index])`.
+    """
+    rng = np.random.default_rng([seed, index])
+    appearance = sample_appearance(config, rng)
+    quat = sample_pose(config, rng)
+    width, height = config.image_size
+    if config.mode == "face":
+        camera, translation, image = _face_view(config, rng, appearance, quat)
+    else:
+        camera, translation, image = _scene_view(config, rng)
+    if translation is None:
+        labels = _empty_labels()
+    else:
+        image, _ = render_view(appearance, quat, translation, camera, (width, height), image)
+        model_points = appearance.model_points()
+        labels = _pose_labels(model_points, quat, translation, camera)
+        labels["model_68"] = model_points
+        labels["rois"] = _face_box(labels["pt2d_68"])
+        if config.mode == "scene":
+            labels["rois"] = np.clip(labels["rois"], 0.0, [width, height, width, height])
+        if rng.uniform() < config.occluder_probability:
+            _occlude(rng, image, labels["pt2d_68"])
+    if config.degrade:
+        image = _degrade(rng, image)
+    sample = {name: np.asarray(value, np.float32) for name, value in labels.items()}
+    sample["camera"] = camera.astype(np.float32)
+    if config.mode == "scene":
+        sample["hasface"] = np.bool_(translation is not None)
+    sample["images"] = encode_image(image, lossy=config.lossy, quality=config.quality)
+    return sample
+
+
+# --- many samples ------------------------------------------------------------------------------------
+
+CHUNK = 32  # samples per worker task
+
+
+def _render_range(task: tuple[SynthConfig, int, int, int]) -> list[dict[str, np.ndarray]]:
+    config, seed, start, stop = task
+    return [render_sample(config, seed, index) for index in range(start, stop)]
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
+
+
+def _iter_samples(config: SynthConfig, n: int, seed: int, workers: int, progress: bool) -> Iterator[dict]:
+    """Samples 0..n-1 in order, rendered by `workers` processes."""
+    tasks = [(config, seed, start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
+    bar = tqdm(total=n, unit="img", desc="synth", disable=not progress, leave=False)
+    head_mesh(), _textures()  # build once before forking
+    pool = multiprocessing.get_context().Pool(workers, initializer=_worker_init) if workers > 1 else None
+    try:
+        for chunk in (pool.imap(_render_range, tasks) if pool else map(_render_range, tasks)):
+            bar.update(len(chunk))
+            yield from chunk
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+
+
+def synthesize(config: SynthConfig, n: int, seed: int, workers: int = 2, progress: bool = False) -> dict[str, object]:
+    """Render samples 0..n-1: a dict of fields as data_tools.h5format.write_dataset takes them."""
+    _check_config(config, n, workers)
+    samples = list(_iter_samples(config, n, seed, workers, progress))
+    fields: dict[str, object] = {"images": [s["images"] for s in samples]}
+    for name in samples[0]:
+        if name != "images":
+            fields[name] = np.stack([s[name] for s in samples])
+    return fields
+
+
+def write_synth(path: str | os.PathLike, config: SynthConfig, n: int, seed: int, workers: int = 2,
+                progress: bool = False) -> Path:
+    """Render n samples and write them atomically to the HDF5 file `path`."""
+    check_writable(path)
+    fields = synthesize(config, n, seed, workers, progress)
+    attrs = {"source": f"{SOURCE} mode={config.mode} seed={seed}", "split": "synthetic",
+             "created_by": "posenet data synth", "config": repr(config)}
+    return write_dataset(path, fields, attrs, lossy=config.lossy)
+
+
+def _check_config(config: SynthConfig, n: int, workers: int) -> None:
+    """One clear error for any impossible setting."""
+    if n <= 0:
+        raise PosenetError(f"--n: the number of samples must be positive, got {n}")
+    if workers < 1:
+        raise PosenetError(f"--workers: must be at least 1, got {workers}")
+    if config.mode not in MODES:
+        raise PosenetError(f"--mode: unknown mode '{config.mode}', choose from {', '.join(MODES)}")
+    if config.size < 32 or min(config.scene_size) < 32:
+        raise PosenetError(f"--size: images must be at least 32 pixels, got {config.size}")
+    for name, value, limit in (("--yaw-range", config.yaw_range, 180), ("--pitch-range", config.pitch_range, 90),
+                               ("--roll-range", config.roll_range, 180)):
+        if not 0 <= value <= limit:
+            raise PosenetError(f"{name}: must be between 0 and {limit} degrees, got {value}")
+    if not 1 <= config.quality <= 100:
+        raise PosenetError(f"--quality: JPEG quality must be 1..100, got {config.quality}")
+    if config.backgrounds is not None:
+        if not Path(config.backgrounds).is_dir():
+            raise PosenetError(f"--backgrounds: {config.backgrounds} is not a directory")
+        _background_files(config.backgrounds)
+
+
+# --- command line and benchmark ------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, required=True, help="number of samples")
+    parser.add_argument("--out", type=Path, required=True, help="output HDF5 file")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (sample i uses default_rng([seed, i]))")
+    parser.add_argument("--mode", choices=MODES, default="face",
+                        help="face: face-centred crops; scene: localizer frames with zero or one face")
+    parser.add_argument("--size", type=int, default=FACE_SIZE, help="face-crop side in pixels (face mode)")
+    parser.add_argument("--yaw-range", type=float, default=90.0, help="yaw uniform in +-this, degrees")
+    parser.add_argument("--pitch-range", type=float, default=60.0, help="pitch uniform in +-this, degrees")
+    parser.add_argument("--roll-range", type=float, default=45.0, help="roll uniform in +-this, degrees")
+    parser.add_argument("--backgrounds", type=str, default=None, help="folder of background photos")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
+    encoding = parser.add_mutually_exclusive_group()
+    encoding.add_argument("--lossy", dest="lossy", action="store_true", default=True, help="JPEG, quality 90")
+    encoding.add_argument("--png", dest="lossy", action="store_false", help="lossless PNG")
+
+
+def run(args: argparse.Namespace) -> None:
+    config = SynthConfig(mode=args.mode, size=args.size, yaw_range=args.yaw_range, pitch_range=args.pitch_range,
+                         roll_range=args.roll_range, backgrounds=args.backgrounds, lossy=args.lossy)
+    _check_config(config, args.n, args.workers)
+    check_writable(args.out)
+    start = time.perf_counter()
+    path = write_synth(args.out, config, args.n, args.seed, args.workers, progress=True)
+    seconds = time.perf_counter() - start
+    width, height = config.image_size
+    print(f"wrote {path}: {args.n} {config.mode} samples {width}x{height} "
+          f"({'JPEG' if config.lossy else 'PNG'}), seed {args.seed}, {args.n / seconds:.0f} images/s")
+
+
+def benchmark(quick: bool) -> list[str]:
+    """Labelled 256x256 face images per second, one process and all cores (encoded, in memory)."""
+    n = 64 if quick else 600
+    config = SynthConfig()
+    head_mesh(), _textures()
+    lines = ["| workers | images | seconds | images/s |", "|---|---|---|---|"]
+    for workers in sorted({1, os.cpu_count() or 1}):
+        start = time.perf_counter()
+        synthesize(config, n, seed=0, workers=workers)
+        seconds = time.perf_counter() - start
+        print(f"renderer: {workers} worker(s): {n / seconds:.0f} images/s ({n} images in {seconds:.1f} s)")
+        lines.append(f"| {workers} | {n} | {seconds:.2f} | {n / seconds:.0f} |")
+    lines += ["", f"Target: >= 200 images/s on 2 cores (DESIGN.md §7). JPEG quality {config.quality}, "
+                  "procedural backgrounds, all degradations on."]
+    return lines
