@@ -112,10 +112,12 @@ def mirror_pose(gray: np.ndarray, labels: dict[str, np.ndarray]) -> tuple[np.nda
     }
 
 
-def rotate_pose(gray: np.ndarray, labels: dict[str, np.ndarray], angle: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Image rotated by `angle` (radians, clockwise on screen) about the face-box centre, with labels."""
+def rotate_pose(gray: np.ndarray, labels: dict[str, np.ndarray], angle: float,
+                center: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Image rotated by `angle` (radians, clockwise on screen) about `center` (default: the face-box
+    centre), with labels. About the principal point this is exactly a camera roll."""
     roi = labels["rois"]
-    center = (roi[:2] + roi[2:]) / 2.0
+    center = (roi[:2] + roi[2:]) / 2.0 if center is None else np.asarray(center, dtype=np.float64)
     affine = geometry.inplane_affine(center, angle)
     # a rotation about edge-coordinate point c is the rotation about pixel index c - 0.5
     pixel_affine = geometry.inplane_affine(center - 0.5, angle)

@@ -29,6 +29,7 @@ SQUEEZE_FILTERS = 48  # 1x1 conv before flattening the 5 x 5 map
 HIDDEN_UNITS = 256
 NUM_KEYPOINTS = 68
 TRIL_FLOOR = 1e-3  # smallest diagonal of a scale factor (keeps the covariance invertible)
+IDENTITY_QUAT = keras.initializers.Constant([0.0, 0.0, 0.0, 1.0])  # start at the frontal pose, far from |q| = 0
 POSE_OUTPUTS = ("quat", "pos_size", "box", "keypoints", "rotaxis_scales_tril", "pos_size_scales_tril")
 
 
@@ -91,7 +92,7 @@ def build_pose_net(config: ModelConfig) -> keras.Model:
     inputs = keras.Input((POSE_INPUT_SIZE, POSE_INPUT_SIZE, 1), name="x")
     features = backbone(inputs)
     outputs = {
-        "quat": CanonicalQuat(name="quat")(layers.Dense(4, name="quat_raw")(features)),
+        "quat": CanonicalQuat(name="quat")(layers.Dense(4, bias_initializer=IDENTITY_QUAT, name="quat_raw")(features)),
         "pos_size": layers.Dense(3, name="pos_size")(features),
         "box": layers.Dense(4, name="box")(features),
         "keypoints": layers.Reshape((NUM_KEYPOINTS, 3), name="keypoints")(
