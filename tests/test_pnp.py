@@ -187,8 +187,8 @@ def test_dlib_pnp_on_a_rendered_head() -> None:
     """End to end without sample data: a rendered frontal head is detected and posed roughly right."""
     synth = pytest.importorskip("data_tools.synth")
     quat = geometry.aflw_to_quat(np.radians([10.0, -15.0, 5.0]))
-    image, _ = synth.render_view(synth.sample_appearance(synth.SynthConfig(), np.random.default_rng(0)), quat,
-                           np.array([0.0, 0.0, 600.0]), CAMERA, (640, 480))
+    appearance = synth.sample_appearance(synth.SynthConfig(), np.random.default_rng(0))
+    image, _ = synth.render_view(appearance, quat, np.array([0.0, 0.0, 600.0]), CAMERA, (640, 480))
     dataset = Dataset({"images": [encode_image(image, lossy=False)], "quats": quat[None], "camera": CAMERA[None]})
     predictor = PnPPredictor("dlib")
     predicted = predictor.predict(dataset)
