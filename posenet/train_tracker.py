@@ -173,7 +173,7 @@ def fit_tracker_model(model_name: str, train_path: str, val_path: str, logdir: s
         study_train.CheckpointOf(net, run_dir / study_train.LAST),
         keras.callbacks.CSVLogger(str(run_dir / study_train.HISTORY)),
     ]
-    model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2)
+    model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2, shuffle=False)
 
     rows = study_train.read_history(run_dir)
     best = min(rows, key=lambda row: float(row["val_loss"]))

@@ -1,0 +1,89 @@
+"""End to end: `posenet train` a tracker net for one tiny epoch, `posenet export`, check contract and parity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from posenet import contract, export
+from posenet.cli import main
+from posenet.errors import PosenetError
+from test_tracker_models import face_file, scene_file
+
+
+def _train(tmp_path, model: str, make_file, count: int, extra=()) -> str:
+    train = make_file(tmp_path / f"{model}_train.h5", count, seed=1)
+    val = make_file(tmp_path / f"{model}_val.h5", 4, seed=2)
+    logdir = tmp_path / "runs"
+    assert main(["train", "--model", model, "--train", str(train), "--val", str(val), "--logdir", str(logdir),
+                 "--epochs", "1", "--batch-size", "4", *extra]) == 0
+    return str(logdir / model)
+
+
+@pytest.fixture(scope="module")
+def pose_run(tmp_path_factory):
+    return _train(tmp_path_factory.mktemp("pose"), "pose_net", face_file, 8)
+
+
+@pytest.fixture(scope="module")
+def localizer_run(tmp_path_factory):
+    return _train(tmp_path_factory.mktemp("localizer"), "localizer", scene_file, 8)
+
+
+def test_pose_run_layout(pose_run):
+    done = json.loads(open(f"{pose_run}/done").read())
+    assert done["epochs"] == 1 and np.isfinite(done["best_val_loss"]) and "val_geodesic_deg" in done
+
+
+def test_pose_export_follows_the_contract(pose_run, tmp_path, capsys):
+    out = tmp_path / "pose.onnx"
+    assert main(["export", pose_run, "--out", str(out), "--opentrack"]) == 0
+    assert "Opentrack contract ok" in capsys.readouterr().out
+    assert contract.check_pose_model(out) == []
+    model = onnx.load(str(out))
+    assert model.model_version == 4 and model.doc_string == contract.POSE_DOC_STRING
+    assert [o.name for o in model.graph.output] == [spec.name for spec in contract.POSE_OUTPUTS]
+    assert not (tmp_path / "pose.onnx.tmp").exists()
+
+
+def test_full_export_parity_and_dynamic_batch(pose_run, tmp_path):
+    out = tmp_path / "full.onnx"
+    summary = export.export_run(pose_run, out, "full")
+    assert summary["max_abs_diff"] <= export.PARITY_TOLERANCE and summary["real"] > 0
+    assert set(summary["per_output"]) == {"quat", "pos_size", "box", "keypoints", "rotaxis_scales_tril",
+                                          "pos_size_scales_tril"}
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    outputs = session.run(["keypoints"], {"x": np.zeros((3, 129, 129, 1), np.float32)})
+    assert outputs[0].shape == (3, 68, 3)
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["posenet_task"] == "pose" and props["layout"] == "NHWC"
+
+
+def test_localizer_export_follows_the_contract(localizer_run, tmp_path):
+    out = tmp_path / "localizer.onnx"
+    summary = export.export_run(localizer_run, out, "opentrack")
+    assert summary["max_abs_diff"] <= export.PARITY_TOLERANCE
+    assert contract.check_localizer(out) == []
+
+
+def test_study_run_exports_rotvec(tmp_path):
+    run = _train(tmp_path, "C1_NET", face_file, 8, ["--input-size", "32", "--run-name", "C1_NET"])
+    out = tmp_path / "c1.onnx"
+    summary = export.export_run(run, out, "full")
+    assert summary["per_output"].keys() == {"rotvec"} and summary["max_abs_diff"] <= export.PARITY_TOLERANCE
+    model = onnx.load(str(out))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["posenet_task"] == "rotvec" and props["input_size"] == "32" and props["normalization"]
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][1:] == [32, 32, 3]
+    with pytest.raises(PosenetError, match="--opentrack needs a pose_net or localizer run"):
+        export.export_run(run, tmp_path / "no.onnx", "opentrack")
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
