@@ -176,16 +176,17 @@ def feature_cache_path(path: str | Path, config: TrainConfig) -> Path:
     return Path(config.logdir) / "feature_cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 
 
-def backbone_features(backbone: keras.Model, path: str, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(features, rotvecs) of every sample of `path`, computed once and cached on disk."""
-    cache = feature_cache_path(path, config)
+def backbone_features(backbone: keras.Model, dataset: h5format.Dataset,
+                      config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(features, rotvecs) of every sample of `dataset` (read from a file), computed once and cached on disk."""
+    cache = feature_cache_path(dataset.path, config)
     if cache.is_file():
         with np.load(cache) as stored:
             return stored["features"], stored["labels"]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    batches = pipeline.make_dataset(path, pipeline_config(config), training=False)
+    batches = pipeline.make_dataset(dataset, pipeline_config(config), training=False)
     features, labels = [], []
-    for images, rotvecs in tqdm(batches, desc=f"backbone features {Path(path).name}", unit="batch"):
+    for images, rotvecs in tqdm(batches, desc=f"backbone features {dataset.path.name}", unit="batch"):
         features.append(backbone.predict_on_batch(images))
         labels.append(rotvecs.numpy())
     features, labels = np.concatenate(features), np.concatenate(labels)
@@ -254,11 +255,13 @@ class AxesImages(keras.callbacks.Callback):
                              max_outputs=len(panels))
         self.writer.flush()
 
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.writer.close()
 
-def axes_images(config: TrainConfig, network: keras.Model) -> AxesImages:
+
+def axes_images(config: TrainConfig, network: keras.Model, val: h5format.Dataset) -> AxesImages:
     """The image callback on the first validation samples, preprocessed as the pipeline does."""
     pipe = pipeline_config(config)
-    val = pipeline.load_split(config.val)
     count = min(IMAGE_SAMPLES, len(val))
     rois = pipeline.face_boxes(val, pipe)[:count]
     images = [val.image(i) for i in range(count)]
@@ -295,7 +298,7 @@ def best_so_far(run_dir: Path) -> float:
     return min((float(row["val_loss"]) for row in rows), default=float("inf"))
 
 
-def callbacks(config: TrainConfig, network: keras.Model) -> list[keras.callbacks.Callback]:
+def callbacks(config: TrainConfig, network: keras.Model, val: h5format.Dataset) -> list[keras.callbacks.Callback]:
     """Backup first (so an interruption in a later callback still resumes after this epoch)."""
     run_dir = config.run_dir
     return [
@@ -306,7 +309,7 @@ def callbacks(config: TrainConfig, network: keras.Model) -> list[keras.callbacks
                      initial_value_threshold=best_so_far(run_dir)),
         CheckpointOf(network, run_dir / LAST),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
-        axes_images(config, network),
+        axes_images(config, network, val),
     ]
 
 
@@ -340,22 +343,23 @@ def prepare_run_dir(config: TrainConfig) -> Path:
     return run_dir
 
 
-def fit(config: TrainConfig, model: keras.Model, extra: Sequence[keras.callbacks.Callback]) -> None:
+def fit(config: TrainConfig, model: keras.Model, train_data: h5format.Dataset, val_data: h5format.Dataset,
+        extra: Sequence[keras.callbacks.Callback]) -> None:
     """Fit the whole model on the pipeline, or the C_RESNET head on cached backbone features."""
-    all_callbacks = [*callbacks(config, model), *extra]
+    all_callbacks = [*callbacks(config, model, val_data), *extra]
     if wants_cache(config, model):
         if config.augment:
             print("note: backbone features are cached (frozen C_RESNET), so augmentation is off; "
                   "pass --no-cache-features to augment")
         backbone, head = model.get_layer(c_resnet.BACKBONE), model.get_layer(c_resnet.HEAD)
-        train = feature_batches(*backbone_features(backbone, config.train, config), config, training=True)
-        val = feature_batches(*backbone_features(backbone, config.val, config), config, training=False)
+        train = feature_batches(*backbone_features(backbone, train_data, config), config, training=True)
+        val = feature_batches(*backbone_features(backbone, val_data, config), config, training=False)
         compile_model(head, config)
         head.fit(train, validation_data=val, epochs=config.epochs, callbacks=all_callbacks, verbose=2, shuffle=False)
         return
     pipe = pipeline_config(config)
-    train = pipeline.make_dataset(config.train, pipe, training=True)
-    val = pipeline.make_dataset(config.val, pipe, training=False)
+    train = pipeline.make_dataset(train_data, pipe, training=True)
+    val = pipeline.make_dataset(val_data, pipe, training=False)
     model.fit(train, validation_data=val, epochs=config.epochs, callbacks=all_callbacks, verbose=2, shuffle=False)
 
 
@@ -365,14 +369,13 @@ def train(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callbac
     `extra_callbacks` run after the standard ones (tests use one to simulate an interruption).
     """
     check_config(config)
-    for path in (config.train, config.val):
-        pipeline.load_split(path)  # a missing or malformed file fails here, with its name
+    train_data, val_data = pipeline.load_split(config.train), pipeline.load_split(config.val)  # read once
     run_dir = prepare_run_dir(config)
     keras.utils.set_random_seed(config.seed)
     with make_strategy(config.distribute).scope():
         model = build(config)
     write_hparams(config)
-    fit(config, model, extra_callbacks)
+    fit(config, model, train_data, val_data, extra_callbacks)
     rows = read_history(run_dir)
     best = min(rows, key=lambda row: float(row["val_loss"]))
     summary = {"epochs": len(rows), "best_epoch": int(best["epoch"]), "best_val_loss": float(best["val_loss"]),
@@ -433,19 +436,21 @@ def benchmark_feature_cache(quick: bool) -> list[str]:
 
     count, size = (64, 96) if quick else (256, 224)
     with tempfile.TemporaryDirectory() as tmp:
-        data = _bench_file(Path(tmp) / "bench.h5", count)
-        config = TrainConfig(model="C_RESNET", train=str(data), val=str(data), logdir=tmp, input_size=size)
+        data = pipeline.load_split(_bench_file(Path(tmp) / "bench.h5", count))
+        config = TrainConfig(model="C_RESNET", logdir=tmp, input_size=size)
         model = build(config)
         pipe = pipeline_config(config)
         timer = EpochTimer()
-        model.fit(pipeline.make_dataset(data, pipe, training=True), epochs=2, callbacks=[timer], verbose=0)
+        model.fit(pipeline.make_dataset(data, pipe, training=True), epochs=2, callbacks=[timer], verbose=0,
+                  shuffle=False)
         recomputed = timer.seconds
         start = time.perf_counter()
-        features = backbone_features(model.get_layer(c_resnet.BACKBONE), str(data), config)
+        features = backbone_features(model.get_layer(c_resnet.BACKBONE), data, config)
         extraction = time.perf_counter() - start
         head = model.get_layer(c_resnet.HEAD)
         compile_model(head, config)
-        head.fit(feature_batches(*features, config, training=True), epochs=2, callbacks=[timer], verbose=0)
+        head.fit(feature_batches(*features, config, training=True), epochs=2, callbacks=[timer], verbose=0,
+                 shuffle=False)
         cached = timer.seconds
     ratio = recomputed / cached
     print(f"frozen C_RESNET, {count} samples at {size} px: recomputed {recomputed:.2f} s/epoch, cached "
@@ -508,7 +513,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> None:
     if model_entry(args.model).task != "rotvec":
-        from posenet import train_tracker
+        try:
+            from posenet import train_tracker
+        except ImportError as error:
+            raise PosenetError(f"--model {args.model}: the tracker trainer is not available ({error})") from None
 
         return train_tracker.run(args)
     run_dir = train(config_from_args(args))

@@ -16,7 +16,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from data_tools import h5format
-from posenet import cli, geometry
+from posenet import cli, geometry, pipeline
 from posenet.errors import PosenetError
 from posenet.models import c_resnet
 from posenet.train import (DONE, TrainConfig, backbone_features, draw_axes, feature_cache_path, learning_rate_schedule, load_run,
@@ -146,7 +146,7 @@ def test_frozen_c_resnet_trains_its_head_on_cached_features(splits, tmp_path):
         assert stored["features"].shape == (48, 1, 1, 2048) and stored["labels"].shape == (48, 3)
     model, _ = load_run(run_dir)  # one network, image to rotvec
     assert model.input_shape == (None, SIZE, SIZE, 3) and c_resnet.BACKBONE in [layer.name for layer in model.layers]
-    features, labels = backbone_features(None, run.train, run)  # cached: no backbone needed
+    features, labels = backbone_features(None, pipeline.load_split(run.train), run)  # cached: no backbone needed
     assert features.shape == (48, 1, 1, 2048)
     np.testing.assert_allclose(labels, geometry.quat_to_rotvec(h5format.read_dataset(run.train)["quats"]), atol=1e-6)
     other_size = config(splits, tmp_path, model="C_RESNET", input_size=64)
