@@ -139,17 +139,21 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
                   metrics=study_metrics())
 
 
-def build(config: TrainConfig) -> keras.Model:
-    """The network of a run (build and compile inside the strategy scope)."""
+def build(config: TrainConfig) -> tuple[keras.Model, keras.Model]:
+    """(network, the part that is fitted): the whole network, or a frozen C_RESNET's head alone.
+
+    The fitted part comes compiled; call this inside the distribution strategy's scope.
+    """
     model_config = ModelConfig(input_size=config.input_size, weights=config.weights,
                                trainable_from=config.trainable_from)
-    model = build_model(config.model, model_config)
-    compile_model(model, config)
-    return model
+    network = build_model(config.model, model_config)
+    fitted = network.get_layer(c_resnet.HEAD) if wants_cache(config, network) else network
+    compile_model(fitted, config)
+    return network, fitted
 
 
-def wants_cache(config: TrainConfig, model: keras.Model) -> bool:
-    frozen = c_resnet.is_frozen(model)
+def wants_cache(config: TrainConfig, network: keras.Model) -> bool:
+    frozen = c_resnet.is_frozen(network)
     if config.cache_features and not frozen:
         raise PosenetError(f"--cache-features: {config.model} has trainable backbone layers; features cannot be cached")
     return frozen if config.cache_features is None else config.cache_features
@@ -185,9 +189,10 @@ def backbone_features(backbone: keras.Model, dataset: h5format.Dataset,
             return stored["features"], stored["labels"]
     cache.parent.mkdir(parents=True, exist_ok=True)
     batches = pipeline.make_dataset(dataset, pipeline_config(config), training=False)
+    extract = tf.function(lambda images: backbone(images, training=False))  # one device, also under a strategy
     features, labels = [], []
     for images, rotvecs in tqdm(batches, desc=f"backbone features {dataset.path.name}", unit="batch"):
-        features.append(backbone.predict_on_batch(images))
+        features.append(extract(images).numpy())
         labels.append(rotvecs.numpy())
     features, labels = np.concatenate(features), np.concatenate(labels)
     with atomic_output(cache) as tmp, open(tmp, "wb") as handle:
@@ -343,24 +348,22 @@ def prepare_run_dir(config: TrainConfig) -> Path:
     return run_dir
 
 
-def fit(config: TrainConfig, model: keras.Model, train_data: h5format.Dataset, val_data: h5format.Dataset,
-        extra: Sequence[keras.callbacks.Callback]) -> None:
-    """Fit the whole model on the pipeline, or the C_RESNET head on cached backbone features."""
-    all_callbacks = [*callbacks(config, model, val_data), *extra]
-    if wants_cache(config, model):
+def fit(config: TrainConfig, network: keras.Model, fitted: keras.Model, train_data: h5format.Dataset,
+        val_data: h5format.Dataset, extra: Sequence[keras.callbacks.Callback]) -> None:
+    """Fit the whole network on the pipeline, or a frozen C_RESNET's head on cached backbone features."""
+    if fitted is network:
+        pipe = pipeline_config(config)
+        train = pipeline.make_dataset(train_data, pipe, training=True)
+        val = pipeline.make_dataset(val_data, pipe, training=False)
+    else:
         if config.augment:
             print("note: backbone features are cached (frozen C_RESNET), so augmentation is off; "
                   "pass --no-cache-features to augment")
-        backbone, head = model.get_layer(c_resnet.BACKBONE), model.get_layer(c_resnet.HEAD)
+        backbone = network.get_layer(c_resnet.BACKBONE)
         train = feature_batches(*backbone_features(backbone, train_data, config), config, training=True)
         val = feature_batches(*backbone_features(backbone, val_data, config), config, training=False)
-        compile_model(head, config)
-        head.fit(train, validation_data=val, epochs=config.epochs, callbacks=all_callbacks, verbose=2, shuffle=False)
-        return
-    pipe = pipeline_config(config)
-    train = pipeline.make_dataset(train_data, pipe, training=True)
-    val = pipeline.make_dataset(val_data, pipe, training=False)
-    model.fit(train, validation_data=val, epochs=config.epochs, callbacks=all_callbacks, verbose=2, shuffle=False)
+    fitted.fit(train, validation_data=val, epochs=config.epochs, verbose=2, shuffle=False,
+               callbacks=[*callbacks(config, network, val_data), *extra])
 
 
 def train(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> Path:
@@ -373,14 +376,14 @@ def train(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callbac
     run_dir = prepare_run_dir(config)
     keras.utils.set_random_seed(config.seed)
     with make_strategy(config.distribute).scope():
-        model = build(config)
+        network, fitted = build(config)
     write_hparams(config)
-    fit(config, model, train_data, val_data, extra_callbacks)
+    fit(config, network, fitted, train_data, val_data, extra_callbacks)
     rows = read_history(run_dir)
     best = min(rows, key=lambda row: float(row["val_loss"]))
     summary = {"epochs": len(rows), "best_epoch": int(best["epoch"]), "best_val_loss": float(best["val_loss"]),
                "val_geodesic_deg": float(best["val_geodesic_deg"]), "val_acc10": float(best["val_acc10"]),
-               "parameters": model.count_params()}
+               "parameters": network.count_params()}
     with atomic_output(run_dir / HISTORY) as tmp:  # drop rows an interruption logged twice
         with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -437,8 +440,8 @@ def benchmark_feature_cache(quick: bool) -> list[str]:
     count, size = (64, 96) if quick else (256, 224)
     with tempfile.TemporaryDirectory() as tmp:
         data = pipeline.load_split(_bench_file(Path(tmp) / "bench.h5", count))
-        config = TrainConfig(model="C_RESNET", logdir=tmp, input_size=size)
-        model = build(config)
+        config = TrainConfig(model="C_RESNET", logdir=tmp, input_size=size, cache_features=False)
+        model, _ = build(config)
         pipe = pipeline_config(config)
         timer = EpochTimer()
         model.fit(pipeline.make_dataset(data, pipe, training=True), epochs=2, callbacks=[timer], verbose=0,

@@ -19,8 +19,8 @@ from data_tools import h5format
 from posenet import cli, geometry, pipeline
 from posenet.errors import PosenetError
 from posenet.models import c_resnet
-from posenet.train import (DONE, TrainConfig, backbone_features, draw_axes, feature_cache_path, learning_rate_schedule, load_run,
-                           read_history, train)
+from posenet.train import (DONE, TrainConfig, backbone_features, draw_axes, feature_cache_path,
+                           learning_rate_schedule, load_run, read_history, train)
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
