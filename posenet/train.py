@@ -373,10 +373,10 @@ def train(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callbac
     """
     check_config(config)
     train_data, val_data = pipeline.load_split(config.train), pipeline.load_split(config.val)  # read once
-    run_dir = prepare_run_dir(config)
     keras.utils.set_random_seed(config.seed)
     with make_strategy(config.distribute).scope():
-        network, fitted = build(config)
+        network, fitted = build(config)  # bad weights fail here, before the run directory exists
+    run_dir = prepare_run_dir(config)
     write_hparams(config)
     fit(config, network, fitted, train_data, val_data, extra_callbacks)
     rows = read_history(run_dir)
@@ -434,10 +434,13 @@ def benchmark_feature_cache(quick: bool) -> list[str]:
     """Seconds per epoch of a frozen C_RESNET: recomputing the backbone vs the head on cached features.
 
     Each is timed on its second epoch (the first includes tracing); same samples, batch and size.
+    The ratio has a ceiling near 14x on a CPU: training the per-position Dense(1024) head costs
+    3 x 2048 x 1024 MACs per feature position (forward, weight and input gradients; the input
+    gradient feeds the head's BatchNorm), about 1/14 of ResNet50's forward pass at any input size.
     """
     import tempfile
 
-    count, size = (64, 96) if quick else (256, 224)
+    count, size = (128, 128) if quick else (256, 224)
     with tempfile.TemporaryDirectory() as tmp:
         data = pipeline.load_split(_bench_file(Path(tmp) / "bench.h5", count))
         config = TrainConfig(model="C_RESNET", logdir=tmp, input_size=size, cache_features=False)
@@ -467,7 +470,8 @@ def benchmark_feature_cache(quick: bool) -> list[str]:
         f"| head on cached features | {cached:.3f} |",
         f"| one-off feature extraction | {extraction:.2f} |",
         "",
-        f"Ratio: **{ratio:.0f}x** (target >= 20x).",
+        f"Ratio: **{ratio:.0f}x** (target >= 20x). Ceiling about 14x: training the per-position Dense(1024) "
+        "head costs 3 x 2048 x 1024 MACs per feature position, about 1/14 of the ResNet50 forward pass.",
     ]
 
 

@@ -20,7 +20,7 @@ from posenet import cli, geometry, pipeline
 from posenet.errors import PosenetError
 from posenet.models import c_resnet
 from posenet.train import (DONE, TrainConfig, backbone_features, draw_axes, feature_cache_path,
-                           learning_rate_schedule, load_run, read_history, train)
+                           learning_rate_schedule, load_run, prepare_run_dir, read_history, train)
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -182,7 +182,8 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err.strip()
 
 
-def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys):
+def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached ImageNet weights
     train_file, val_file = map(str, splits)
     base = ["train", "--train", train_file, "--val", val_file, "--logdir", str(tmp_path), "--input-size", str(SIZE)]
     garbage = tmp_path / "garbage.h5"
@@ -193,14 +194,23 @@ def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys):
         "garbage.h5: not a readable HDF5 file": ["--model", "C1_NET", "--val", str(garbage)],
         "--loss huber: choose from mse, geodesic": ["--model", "C1_NET", "--loss", "huber"],
         "the validation file is the training file": ["--model", "C1_NET", "--val", train_file],
+        "pass a local copy of resnet50": ["--model", "C_RESNET", "--weights", "imagenet"],
     }
     for expected, extra in cases.items():
         code, err = run_cli(base + extra, capsys)
         assert code == 2 and expected in err and len(err.splitlines()) == 1, (expected, err)
-    assert not list(tmp_path.glob("*/best.keras"))
+    assert not [path for path in tmp_path.iterdir() if path.is_dir() and path.name != "keras"]  # no run dir left
     empty = tmp_path / "empty_run"
     empty.mkdir()
     with pytest.raises(PosenetError, match="empty_run: no checkpoint"):
         load_run(empty)
     with pytest.raises(PosenetError, match="no such run directory"):
         load_run(tmp_path / "nowhere")
+
+
+def test_an_unfinished_run_directory_is_not_reused_for_another_run(splits, tmp_path):
+    run = config(splits, tmp_path, run_name="shared")
+    prepare_run_dir(run)
+    with pytest.raises(PosenetError, match="shared: holds an unfinished run with loss='mse', not 'geodesic'"):
+        prepare_run_dir(config(splits, tmp_path, run_name="shared", loss="geodesic"))
+    assert prepare_run_dir(run) == run.run_dir  # the same run resumes
