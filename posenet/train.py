@@ -304,10 +304,10 @@ def best_so_far(run_dir: Path) -> float:
 
 
 def callbacks(config: TrainConfig, network: keras.Model, val: h5format.Dataset) -> list[keras.callbacks.Callback]:
-    """Backup first (so an interruption in a later callback still resumes after this epoch)."""
+    """The standard callbacks. The backup comes last: an interruption before it re-runs the epoch
+    (its history row is then replaced), so no epoch is ever skipped."""
     run_dir = config.run_dir
     return [
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
         keras.callbacks.LearningRateScheduler(learning_rate_schedule(config)),
         keras.callbacks.TensorBoard(str(run_dir), write_graph=False),
         CheckpointOf(network, run_dir / BEST, monitor="val_loss", save_best_only=True,
@@ -315,6 +315,7 @@ def callbacks(config: TrainConfig, network: keras.Model, val: h5format.Dataset) 
         CheckpointOf(network, run_dir / LAST),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
         axes_images(config, network, val),
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
     ]
 
 
