@@ -11,7 +11,8 @@ Outputs (the Opentrack contract, DESIGN.md §6; patch units map the patch to [-1
 - `box` (4): the next tracking box x0, y0, x1, y1;
 - `keypoints` (68, 3): auxiliary target, iBUG order; x, y and depth in patch units;
 - `rotaxis_scales_tril`, `pos_size_scales_tril` (3, 3): lower-triangular Cholesky factors
-  of the error covariance of the rotation (axis-angle, radians) and of `pos_size`.
+  of the error covariance of the rotation (axis-angle, radians) and of `pos_size`; their
+  heads read gradient-stopped features, so the backbone is shaped by the other targets only.
 The input is the brightness-normalised patch (`posenet.contract.normalize_brightness`).
 """
 
@@ -56,6 +57,15 @@ class LowerTriangular(layers.Layer):
         return matrix * strict + (ops.softplus(matrix) + TRIL_FLOOR) * eye
 
 
+@keras.saving.register_keras_serializable(package="posenet")
+class StopGradient(layers.Layer):
+    """Identity forward; no gradient backward. The uncertainty heads learn from the features
+    without their likelihood loss (large early on) reshaping the shared backbone."""
+
+    def call(self, inputs):
+        return ops.stop_gradient(inputs)
+
+
 def separable_block(x, filters: int, stride: int, name: str):
     """Depthwise 3x3 (stride) -> BN -> ReLU6 -> pointwise 1x1 -> BN -> ReLU6, residual when shapes allow."""
     shortcut = x
@@ -91,6 +101,7 @@ def build_pose_net(config: ModelConfig) -> keras.Model:
     """The pose network on (129, 129, 1) NHWC patches; `config.input_size` is ignored (fixed by the contract)."""
     inputs = keras.Input((POSE_INPUT_SIZE, POSE_INPUT_SIZE, 1), name="x")
     features = backbone(inputs)
+    detached = StopGradient(name="uncertainty_features")(features)
     outputs = {
         "quat": CanonicalQuat(name="quat")(layers.Dense(4, bias_initializer=IDENTITY_QUAT, name="quat_raw")(features)),
         "pos_size": layers.Dense(3, name="pos_size")(features),
@@ -98,8 +109,8 @@ def build_pose_net(config: ModelConfig) -> keras.Model:
         "keypoints": layers.Reshape((NUM_KEYPOINTS, 3), name="keypoints")(
             layers.Dense(NUM_KEYPOINTS * 3, name="keypoints_flat")(features)),
         "rotaxis_scales_tril": LowerTriangular(name="rotaxis_scales_tril")(
-            layers.Dense(9, name="rotaxis_scales_raw")(features)),
+            layers.Dense(9, name="rotaxis_scales_raw")(detached)),
         "pos_size_scales_tril": LowerTriangular(name="pos_size_scales_tril")(
-            layers.Dense(9, name="pos_size_scales_raw")(features)),
+            layers.Dense(9, name="pos_size_scales_raw")(detached)),
     }
     return keras.Model(inputs, outputs, name="pose_net")
