@@ -784,6 +784,7 @@ def render_sample(config: SynthConfig, seed: int, index: int) -> dict[str, np.nd
 # --- many samples ------------------------------------------------------------------------------------
 
 CHUNK = 32  # samples per worker task
+POOL_START = "forkserver"
 
 
 def _render_range(task: tuple[SynthConfig, int, int, int]) -> list[dict[str, np.ndarray]]:
@@ -793,14 +794,15 @@ def _render_range(task: tuple[SynthConfig, int, int, int]) -> list[dict[str, np.
 
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
+    head_mesh(), _textures()
 
 
 def _iter_samples(config: SynthConfig, n: int, seed: int, workers: int, progress: bool) -> Iterator[dict]:
     """Samples 0..n-1 in order, rendered by `workers` processes."""
     tasks = [(config, seed, start, min(start + CHUNK, n)) for start in range(0, n, CHUNK)]
     bar = tqdm(total=n, unit="img", desc="synth", disable=not progress, leave=False)
-    head_mesh(), _textures()  # build once before forking
-    pool = multiprocessing.get_context().Pool(workers, initializer=_worker_init) if workers > 1 else None
+    # forkserver, not fork: forking a process whose OpenCV/BLAS threads hold locks deadlocks the children
+    pool = multiprocessing.get_context(POOL_START).Pool(workers, initializer=_worker_init) if workers > 1 else None
     try:
         for chunk in (pool.imap(_render_range, tasks) if pool else map(_render_range, tasks)):
             bar.update(len(chunk))
