@@ -91,11 +91,11 @@ class SynthConfig:
 
 # --- the head mesh ---------------------------------------------------------------------------
 
-SKULL_AXES = {"x": 76.0, "top": 122.0, "bottom": 100.0, "front": 80.0, "back": 106.0}
-NECK = {"ax": 50.0, "az": 47.0, "z": 14.0, "bottom": 215.0}  # elliptic cylinder, mm
+SKULL_AXES = {"x": 76.0, "top": 122.0, "bottom": 78.0, "front": 80.0, "back": 104.0}
+NECK = {"ax": 47.0, "az": 45.0, "z": 14.0, "bottom": 215.0}  # elliptic cylinder, mm
 EAR = {"center": (79.0, 14.0, 6.0), "axes": (6.0, 30.0, 16.0)}
-SPHERE_POINTS = 600  # directions over the whole head
-FACE_POINTS = 1000  # extra directions in the face cap
+SPHERE_POINTS = 450  # directions over the whole head
+FACE_POINTS = 750  # extra directions in the face cap
 FACE_CAP = (np.array([0.0, 0.3, -1.0]) / np.hypot(0.3, 1.0), np.radians(68.0))  # axis, half-angle
 LANDMARK_CLEARANCE = np.radians(1.6)  # grid directions this close to a landmark are dropped
 
@@ -284,6 +284,7 @@ TEX_MM = 0.8  # texel size
 TEX_X = (-100.0, 100.0)
 TEX_Y = (-150.0, 230.0)
 CLOTH_Y = 175.0  # clothing starts this far below the eyes
+EAR_GAP_X = 71.0  # the back texture leaves skin around the ears beyond this |x|
 
 
 def _tex_px(points_mm) -> np.ndarray:
@@ -364,8 +365,9 @@ def _back_texture() -> np.ndarray:
     weights[..., 0] = 1.0
     rows = (np.arange(shape[0]) + 0.5) * TEX_MM + TEX_Y[0]
     cols = (np.arange(shape[1]) + 0.5) * TEX_MM + TEX_X[0]
-    hair_bottom = np.where(np.abs(cols) > 68, -16.0, 45.0 - 0.004 * cols**2)
-    _paint(weights, (rows[:, None] < hair_bottom[None, :]).astype(np.float32), "hair", 1.5)
+    hair = rows[:, None] < 58.0 - 0.006 * cols[None, :] ** 2
+    behind_ear = (np.abs(cols[None, :]) > EAR_GAP_X) & (rows[:, None] > -8.0) & (rows[:, None] < 40.0)
+    _paint(weights, (hair & ~behind_ear).astype(np.float32), "hair", 1.5)
     _paint(weights, _below(shape, CLOTH_Y - 25.0), "cloth", 1.0)
     return weights
 
@@ -450,29 +452,30 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
     light_colours *= rng.uniform(0.8, 1.1) / light_colours.sum(axis=0).max()
     return Appearance(coefficients=coefficients, colours=colours, ambient=rng.uniform(0.2, 0.45) * rng.uniform(0.85, 1.0, 3),
                       light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
-                      shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.02, 0.08),
+                      shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05),
                       detail_shift=int(rng.integers(1 << 20)))
 
 
 # --- rasterising ---------------------------------------------------------------------------------
 
-def _shade_vertices(appearance: Appearance, points_cam: np.ndarray, normals_cam: np.ndarray):
-    """Per-vertex diffuse light (V, 3) and specular light (V, 3)."""
-    diffuse = np.broadcast_to(appearance.ambient, points_cam.shape).copy()
-    specular = np.zeros_like(points_cam)
+def _shade_vertices(appearance: Appearance, points_cam: np.ndarray, normals_cam: np.ndarray) -> np.ndarray:
+    """Per-vertex light (V, 4): diffuse RGB (ambient + Lambert) and a white specular highlight."""
+    light = np.zeros((len(points_cam), 4))
+    light[:, :3] = appearance.ambient
     to_camera = _unit(-points_cam)
     for direction, colour in zip(appearance.light_dirs, appearance.light_colours):
         lambert = np.clip(normals_cam @ direction, 0.0, None)
-        diffuse += lambert[:, None] * colour
+        light[:, :3] += lambert[:, None] * colour
         half = _unit(to_camera + direction)
         highlight = np.clip(np.einsum("ij,ij->i", normals_cam, half), 0.0, None) ** appearance.shininess
-        specular += (appearance.specular * 255.0) * (highlight * (lambert > 0))[:, None] * colour
-    return diffuse, specular
+        light[:, 3] += (appearance.specular * 255.0 * colour.mean()) * highlight * (lambert > 0)
+    return light
 
 
 def _triangle_ids(pixels: np.ndarray, points_cam: np.ndarray, triangles: np.ndarray,
                   image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Painter's algorithm into an id buffer: (H, W) int32 (0 = background, k+1 = drawn[k]), drawn."""
+    """Painter's algorithm into an id buffer: (H, W) int32 (0 = background, k + 1 = triangle
+    drawn[k]) and `drawn`, the indices of the drawn triangles, far to near."""
     height, width = image_shape
     a, b, c = (points_cam[triangles[:, k]] for k in range(3))
     facing = np.einsum("ij,ij->i", np.cross(b - a, c - a), a) < 0
@@ -487,38 +490,43 @@ def _triangle_ids(pixels: np.ndarray, points_cam: np.ndarray, triangles: np.ndar
     ids = np.zeros(image_shape, np.int32)
     for k, polygon in enumerate(fixed):
         cv2.fillConvexPoly(ids, polygon, k + 1, cv2.LINE_8, SHIFT)
-    return ids, triangles[drawn]
+    return ids, drawn
 
 
 def _attribute_planes(corners_px: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Per-triangle affine planes (T, 3, C): value = x * P[0] + y * P[1] + P[2] inside the
     triangle with corner pixels (T, 3, 2) and corner values (T, 3, C); degenerate
-    triangles get their mean value."""
-    system = np.concatenate([corners_px, np.ones_like(corners_px[..., :1])], axis=-1)
-    planes = np.zeros_like(values)
-    planes[:, 2] = values.mean(axis=1)
-    solvable = np.abs(np.linalg.det(system)) > 1e-6
-    planes[solvable] = np.linalg.solve(system[solvable], values[solvable])
-    return planes
+    triangles get a constant plane."""
+    (x0, y0), (x1, y1), (x2, y2) = (corners_px[:, k, :, None].transpose(1, 0, 2) for k in range(3))
+    v0, dv1, dv2 = values[:, 0], values[:, 1] - values[:, 0], values[:, 2] - values[:, 0]
+    det = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
+    det = np.where(np.abs(det) < 1e-9, np.inf, det)
+    ddx = (dv1 * (y2 - y0) - dv2 * (y1 - y0)) / det
+    ddy = (dv2 * (x1 - x0) - dv1 * (x2 - x0)) / det
+    return np.stack([ddx, ddy, v0 - ddx * x0 - ddy * y0], axis=1)
 
 
-def _albedo(appearance: Appearance, texel: np.ndarray) -> np.ndarray:
-    """Albedo (n, 3) at texture positions (n, 3) = (row, column, side) from the region
+def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """Albedo (n, 3) at texture positions (rows, columns, back side flags) from the region
     texture and the skin-detail noise."""
     weights, detail = _textures()
     sides, height, width = weights.shape[:3]
-    row = np.clip(texel[:, 0].astype(np.int32), 0, height - 1)
-    col = np.clip(texel[:, 1].astype(np.int32), 0, width - 1)
-    index = (texel[:, 2] > 0.5) * (height * width) + row * width + col
+    row = np.clip(row.astype(np.int32), 0, height - 1)
+    col = np.clip(col.astype(np.int32), 0, width - 1)
+    index = back * np.int32(height * width) + row * np.int32(width) + col
     albedo = np.take(weights.reshape(-1, len(REGIONS)), index, axis=0) @ appearance.colours.astype(np.float32)
     grain = np.take(detail.reshape(-1), (index + appearance.detail_shift) % (sides * height * width))
     return albedo * (1.0 + appearance.detail * grain[:, None])
 
 
-def _texel_coordinates(mean_vertices: np.ndarray) -> np.ndarray:
-    """(row, column, side) texture coordinates of mean-head points; side 1 = back texture."""
-    return np.stack([(mean_vertices[:, 1] - TEX_Y[0]) / TEX_MM, (mean_vertices[:, 0] - TEX_X[0]) / TEX_MM,
-                     (mean_vertices[:, 2] >= 0).astype(np.float64)], axis=-1)
+@functools.lru_cache(maxsize=1)
+def _mesh_texels() -> tuple[np.ndarray, np.ndarray]:
+    """Texture (row, column) of every mean-head vertex (V, 2), and each triangle's side
+    (T,) int32: 1 when its centroid is behind the head centre (the back texture)."""
+    mesh = head_mesh()
+    texel = np.stack([(mesh.vertices[:, 1] - TEX_Y[0]) / TEX_MM, (mesh.vertices[:, 0] - TEX_X[0]) / TEX_MM], axis=-1)
+    back = (mesh.vertices[mesh.triangles, 2].mean(axis=1) >= 0).astype(np.int32)
+    return texel, back
 
 
 def render_view(appearance: Appearance, quat: np.ndarray, translation_mm: np.ndarray, camera: np.ndarray,
@@ -556,16 +564,18 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
     covered = np.flatnonzero(flat_ids)
     if not covered.size:
         return
-    diffuse, specular = _shade_vertices(appearance, points_cam, normals_cam)
-    texel = _texel_coordinates(mesh.vertices)
-    attributes = np.concatenate([texel, diffuse, specular], axis=1)[drawn]  # (T, 3, 9)
-    attributes[:, :, 2] = attributes[:, :, 2].max(axis=1, keepdims=True)  # one texture side per triangle
-    planes = _attribute_planes(pixels[drawn], attributes).astype(np.float32)[flat_ids[covered] - 1]
+    texel, back = _mesh_texels()
+    corners = mesh.triangles[drawn]
+    vertex_values = np.concatenate([texel, _shade_vertices(appearance, points_cam, normals_cam)], axis=1)
+    planes = _attribute_planes(pixels[corners], vertex_values[corners]).astype(np.float32)
+    triangle = flat_ids[covered] - 1
+    pixel_planes = np.take(planes.reshape(len(drawn), -1), triangle, axis=0).reshape(len(covered), 3, -1)
     width = ids.shape[1]
     x = (covered % width).astype(np.float32)[:, None] + 0.5
     y = (covered // width).astype(np.float32)[:, None] + 0.5
-    values = x * planes[:, 0] + y * planes[:, 1] + planes[:, 2]
-    colour = _albedo(appearance, values[:, :3]) * values[:, 3:6] + values[:, 6:9]
+    values = x * pixel_planes[:, 0] + y * pixel_planes[:, 1] + pixel_planes[:, 2]
+    albedo = _albedo(appearance, values[:, 0], values[:, 1], np.take(back[drawn], triangle))
+    colour = albedo * values[:, 2:5] + values[:, 5:6]
     image.reshape(-1, 3)[covered] = np.clip(colour, 0.0, 255.0).astype(np.uint8)
 
 
@@ -634,7 +644,7 @@ def make_background(rng: np.random.Generator, width: int, height: int, directory
     corners = rng.uniform(0, 255, (2, 2, 3)).astype(np.float32)
     image = cv2.resize(corners, (width, height), interpolation=cv2.INTER_LINEAR)
     if rng.uniform() < 0.6:
-        cells = int(rng.integers(3, 24))
+        cells = int(rng.integers(2, 12))
         blobs = rng.uniform(-1, 1, (cells, max(2, cells * width // height), 3)).astype(np.float32)
         image += float(rng.uniform(20, 90)) * cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC)
     image = np.clip(image, 0, 255).astype(np.uint8)
