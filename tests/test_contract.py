@@ -99,3 +99,24 @@ def test_patch_units_round_trip_and_crop():
     frame = contract.frame_to_image(np.array([-1.0, -1.0, 0.0, 1.0]), 288, 224)
     np.testing.assert_allclose(frame, [0, 0, 144, 224])
     np.testing.assert_allclose(contract.image_to_frame(frame, 288, 224), [-1, -1, 0, 1])
+
+
+def test_opentrack_pose_model_agrees_with_our_conventions(shared_data, opentrack_models):
+    """Their model, fed through our crop and normalisation, reads our quaternion frame and patch units."""
+    import onnxruntime as ort
+
+    from data_tools.h5format import read_dataset
+    from posenet import geometry
+
+    dataset = read_dataset(shared_data / "opentrack_format_sample.h5")
+    session = ort.InferenceSession(str(opentrack_models / OPENTRACK_POSE), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    for i in range(len(dataset)):
+        roi = dataset["rois"][i]
+        patch = contract.crop_patch(contract.to_gray(dataset.image(i)), roi)
+        out = dict(zip(names, session.run(None, {"x": contract.normalize_brightness(patch)[None, None]})))
+        assert geometry.geodesic_deg(dataset["quats"][i], out["quat"][0]) < 15.0
+        center, side = contract.patch_square(roi)
+        head = contract.patch_to_image(out["pos_size"][:, None, :], center, side)[0, 0]
+        np.testing.assert_allclose(head[:2], dataset["coords"][i][:2], atol=0.1 * side)
+        assert head[2] == pytest.approx(dataset["coords"][i][2], rel=0.25)
