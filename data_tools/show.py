@@ -20,7 +20,7 @@ from posenet.errors import PosenetError
 from posenet.fileio import atomic_output
 from posenet.geometry import quat_to_matrix, ypr_deg
 
-TILE = 256  # tile side, pixels
+TILE = 200  # tile side, pixels (a 4x4 sheet of synthetic faces stays under 1 MB)
 AXIS_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))  # RGB: x red, y green, z blue
 BOX_COLOUR = (255, 220, 0)
 LANDMARK_COLOUR = (0, 255, 0)

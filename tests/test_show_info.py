@@ -35,18 +35,18 @@ def _sheet(path, tmp_path, *extra):
 
 def test_show_draws_a_non_trivial_sheet(face_file, tmp_path):
     image = _sheet(face_file, tmp_path, "--n", "4", "--cols", "2")
-    assert image.shape == (512, 512, 3)
+    assert image.shape == (400, 400, 3)
     assert image.std() > 20
     greenish = (image[..., 1] > 200) & (image[..., 0] < 80) & (image[..., 2] < 80)  # landmarks / y axis
     assert greenish.sum() > 50
 
 
 def test_show_handles_scene_files_and_missing_fields(scene_file, tmp_path):
-    assert _sheet(scene_file, tmp_path, "--seed", "0").shape[1] == 4 * 256
+    assert _sheet(scene_file, tmp_path, "--seed", "0").shape[1] == 4 * 200
     images = [cv2.imencode(".png", np.full((40, 60, 3), 90, np.uint8))[1].reshape(-1) for _ in range(3)]
     bare = tmp_path / "bare.h5"
     write_dataset(bare, {"images": images, "quats": np.tile([0.0, 0.0, 0.0, 1.0], (3, 1))})
-    assert _sheet(bare, tmp_path).shape == (256, 3 * 256, 3)
+    assert _sheet(bare, tmp_path).shape == (200, 3 * 200, 3)
 
 
 def test_show_bad_input(tmp_path, capsys):
