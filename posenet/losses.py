@@ -6,9 +6,17 @@ rounding pushes its argument past 1; the original study's loss did exactly that.
 rotation vectors become unit quaternions (with a Taylor branch near the zero vector), the
 relative quaternion is formed explicitly, and the angle is 2 atan2(|v|, |w|) with a smoothed
 norm, so value and gradient stay finite at 0, near pi and for zero vectors.
+
+The angle alone is periodic in the predicted vector's length: a net whose outputs grow past
+|v| = pi (one Adam step on the wide Flatten -> Dense(3) layer can move them by radians) finds
+only flat, oscillating ground there and never comes back. The loss therefore adds
+(|v| - pi)^2 outside the principal ball, and equals the geodesic angle inside it, where
+rotation vectors and rotations correspond one to one.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 from keras import ops
@@ -49,6 +57,12 @@ def geodesic_angle(rotvec_true, rotvec_pred):
     return quat_angle(relative_quat(rotvec_to_quat(rotvec_true), rotvec_to_quat(rotvec_pred)))
 
 
+def principal_ball_penalty(rotvec):
+    """(|v| - pi)^2 for rotation vectors longer than pi, else 0; smooth at v = 0."""
+    norm = ops.sqrt(ops.sum(ops.square(rotvec), axis=-1) + NORM_EPS**2)
+    return ops.square(ops.relu(norm - math.pi))
+
+
 @keras.saving.register_keras_serializable(package="posenet")
 def rotvec_mse(y_true, y_pred):
     """Mean squared error over the three rotation-vector components (the original's loss)."""
@@ -57,8 +71,8 @@ def rotvec_mse(y_true, y_pred):
 
 @keras.saving.register_keras_serializable(package="posenet")
 def geodesic_loss(y_true, y_pred):
-    """Geodesic angle in radians between target and predicted rotation vectors."""
-    return geodesic_angle(y_true, y_pred)
+    """Geodesic angle (radians) between target and prediction, plus the principal-ball penalty."""
+    return geodesic_angle(y_true, y_pred) + principal_ball_penalty(y_pred)
 
 
 LOSSES = {"mse": rotvec_mse, "geodesic": geodesic_loss}

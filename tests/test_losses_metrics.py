@@ -55,9 +55,17 @@ def test_geodesic_loss_is_finite_at_singular_points(case):
     loss, grad = loss_and_grad(y_true, y_pred)
     assert np.isfinite(loss).all() and np.isfinite(grad).all()
     expected = geometry.geodesic_rad(geometry.rotvec_to_quat(y_true), geometry.rotvec_to_quat(y_pred))
-    np.testing.assert_allclose(loss, expected, atol=1e-4)
+    excess = np.clip(np.linalg.norm(y_pred, axis=-1) - np.pi, 0, None)
+    np.testing.assert_allclose(loss, expected + excess**2, atol=1e-4)
     if case.startswith("equal"):
         np.testing.assert_allclose(grad, 0.0, atol=1e-3)
+
+
+def test_geodesic_loss_pulls_long_vectors_back_into_the_principal_ball():
+    y_pred = np.array([[0.0, 0.0, 7.0]])  # 7 rad about z: the same rotation as 7 - 2 pi
+    loss, grad = loss_and_grad(np.array([[0.0, 0.0, 7.0 - 2 * np.pi]]), y_pred)
+    assert loss[0] == pytest.approx((7.0 - np.pi) ** 2, abs=1e-4)  # angle 0, penalty only
+    assert grad[0, 2] > 0  # descending shortens the vector
 
 
 def test_geodesic_gradient_points_toward_target():
