@@ -1,0 +1,107 @@
+"""`posenet study --smoke`: all six arms end to end, TensorBoard events, resume, atomic results."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from posenet import cli, study
+from posenet.errors import PosenetError
+
+FIRST_ARMS = "C1_NET"  # the first invocation trains these two arms, the second the other four
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> dict:
+    """Run the smoke study twice: a subset first (an "interrupted" study), then all arms."""
+    root = tmp_path_factory.mktemp("study")
+    base = ["study", "--smoke", "--workdir", str(root / "work"), "--results", str(root / "results")]
+    assert cli.main([*base, "--arms", FIRST_ARMS]) == 0
+    runs = root / "work" / "runs"
+    first = {arm: os.stat(runs / arm / "best.keras").st_mtime_ns for arm in ("C1_NET-mse", "C1_NET-geodesic")}
+    assert cli.main(base) == 0
+    return {"root": root, "runs": runs, "results": root / "results", "first": first, "base": base}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_csv_has_all_six_arms_and_the_mean_row(smoke):
+    rows = _rows(smoke["results"] / "study.csv")
+    assert tuple(rows[0]) == study.CSV_COLUMNS
+    arms = {f"{row['model']}-{row['loss']}" for row in rows if row["model"] in study.MODELS}
+    assert arms == set(study.ARMS)
+    assert any(row["model"] == "mean" for row in rows)
+    for row in rows:
+        assert float(row["mae"]) >= 0 and 0 <= float(row["acc10"]) <= 1
+        if row["model"] in study.MODELS:
+            assert int(row["params"]) > 0 and float(row["train_time_s"]) > 0
+
+
+def test_markdown_and_plots_are_written(smoke):
+    text = (smoke["results"] / "study.md").read_text()
+    assert "accuracy@10deg" in text and "leakage" in text and "tensorboard --logdir" in text
+    assert text.count("| C") == 6 and "| mean |" in text
+    for name in ("learning_curves.png", "error_vs_yaw.png", "cumulative_error.png"):
+        assert (smoke["results"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _event_tags(directory: Path) -> tuple[set[str], set[str]]:
+    """(tags, plugin names) of every event file under `directory`."""
+    import tensorflow as tf
+
+    tags, plugins = set(), set()
+    for path in directory.rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.add(value.tag)
+                plugins.add(value.metadata.plugin_data.plugin_name)
+    return tags, plugins
+
+
+def test_tensorboard_events_for_six_runs(smoke):
+    for arm in study.ARMS:
+        tags, plugins = _event_tags(smoke["runs"] / arm)
+        assert "epoch_loss" in tags, arm
+        assert any("geodesic" in tag for tag in tags), arm
+        assert "hparams" in plugins, arm
+        assert "images" in plugins, arm
+
+
+def test_resume_skips_finished_arms(smoke, capsys):
+    for arm, mtime in smoke["first"].items():  # the second invocation did not retrain the first arms
+        assert os.stat(smoke["runs"] / arm / "best.keras").st_mtime_ns == mtime
+    before = {arm: os.stat(smoke["runs"] / arm / "best.keras").st_mtime_ns for arm in study.ARMS}
+    assert cli.main([*smoke["base"], "--arms", "C2_NET-mse"]) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert os.stat(smoke["runs"] / "C2_NET-mse" / "best.keras").st_mtime_ns == before["C2_NET-mse"]
+
+
+def test_failure_while_writing_results_keeps_previous_files(smoke, monkeypatch):
+    previous = (smoke["results"] / "study.csv").read_text()
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study, "write_markdown", broken)
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(study.PRESETS["tiny"], ["C1_NET-mse"], smoke["root"] / "work", smoke["results"])
+    assert (smoke["results"] / "study.csv").read_text().count("\n") >= 1
+    assert not list(smoke["results"].glob("*.tmp"))
+    rows = _rows(smoke["results"] / "study.csv")
+    assert {row["model"] for row in rows} <= {*study.MODELS, "mean"}
+    assert previous  # the earlier full table existed; the interrupted run replaced it whole or not at all
+
+
+def test_arms_option_and_bad_data():
+    assert study.parse_arms("C_RESNET") == ["C_RESNET-mse", "C_RESNET-geodesic"]
+    assert study.parse_arms("C1_NET-geodesic,C1_NET") == ["C1_NET-geodesic", "C1_NET-mse"]
+    with pytest.raises(PosenetError, match="unknown arm"):
+        study.parse_arms("VGG")
+    with pytest.raises(PosenetError, match="no such dataset file"):
+        study.given_splits(["/nonexistent/a.h5", "/nonexistent/b.h5", "/nonexistent/c.h5"])
