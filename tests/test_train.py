@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -9,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 import pytest
@@ -61,9 +62,6 @@ def cli_run(splits, tmp_path_factory) -> tuple[Path, str]:
     logdir = tmp_path_factory.mktemp("runs")
     argv = ["train", "--model", "C1_NET", "--loss", "geodesic", "--train", str(splits[0]), "--val", str(splits[1]),
             "--logdir", str(logdir), "--epochs", "2", "--input-size", str(SIZE), "--batch-size", "16"]
-    import contextlib
-    import io
-
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert cli.main(argv) == 0
