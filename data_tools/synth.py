@@ -570,11 +570,12 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
     vertex_values = np.concatenate([texel, _shade_vertices(appearance, points_cam, normals_cam)], axis=1)
     planes = _attribute_planes(pixels[corners], vertex_values[corners]).astype(np.float32)
     triangle = flat_ids[covered] - 1
-    pixel_planes = np.take(planes.reshape(len(drawn), -1), triangle, axis=0).reshape(len(covered), 3, -1)
     width = ids.shape[1]
-    x = (covered % width).astype(np.float32)[:, None] + 0.5
-    y = (covered // width).astype(np.float32)[:, None] + 0.5
-    values = x * pixel_planes[:, 0] + y * pixel_planes[:, 1] + pixel_planes[:, 2]
+    x = (covered % width).astype(np.float32)[:, None] + np.float32(0.5)
+    y = (covered // width).astype(np.float32)[:, None] + np.float32(0.5)
+    values = np.take(planes[:, 2], triangle, axis=0)
+    values += x * np.take(planes[:, 0], triangle, axis=0)
+    values += y * np.take(planes[:, 1], triangle, axis=0)
     albedo = _albedo(appearance, values[:, 0], values[:, 1], np.take(back[drawn], triangle))
     colour = albedo * values[:, 2:5] + values[:, 5:6]
     image.reshape(-1, 3)[covered] = np.clip(colour, 0.0, 255.0).astype(np.uint8)

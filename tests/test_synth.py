@@ -168,3 +168,18 @@ def test_cli_unknown_flag_exits_2(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["data", "synth", "--n", "2", "--out", str(tmp_path / "s.h5"), "--bogus"])
     assert exit_info.value.code == 2
+
+
+def test_background_photos_are_used(tmp_path):
+    folder = tmp_path / "backgrounds"
+    folder.mkdir()
+    stripes = np.zeros((120, 160, 3), np.uint8)
+    stripes[::8] = (255, 0, 255)
+    cv2.imwrite(str(folder / "stripes.png"), stripes)
+    rng = np.random.default_rng(0)
+    photos = [synth.make_background(rng, 64, 48, str(folder)) for _ in range(10)]
+    assert all(p.shape == (48, 64, 3) for p in photos)
+    assert any((p[..., 1] < 30).mean() > 0.8 for p in photos)  # the magenta/black stripes, not a procedural one
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["data", "synth", "--n", "2", "--out", str(tmp_path / "s.h5"), "--backgrounds", str(empty)]) == 2
