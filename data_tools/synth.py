@@ -44,7 +44,7 @@ from data_tools.h5format import encode_image, write_dataset
 from posenet.errors import PosenetError
 from posenet.facemodel import FLIP_PERMUTATION_68, HEAD_SIZE_MM, LANDMARKS_68
 from posenet.fileio import check_writable
-from posenet.geometry import aflw_to_quat, head_coords, project, quat_to_matrix
+from posenet.geometry import aflw_to_quat, head_coords, project, quat_to_matrix, quat_to_rotvec, rotvec_to_matrix
 
 MODES = ("face", "scene")
 FACE_SIZE = 256  # default face-crop side, pixels
@@ -95,6 +95,9 @@ class SynthConfig:
 SKULL_AXES = {"x": 76.0, "top": 122.0, "bottom": 78.0, "front": 80.0, "back": 104.0}
 NECK = {"ax": 47.0, "az": 45.0, "z": 14.0, "bottom": 215.0}  # elliptic cylinder, mm
 EAR = {"center": (79.0, 14.0, 6.0), "axes": (6.0, 30.0, 16.0)}
+NECK_ANCHOR = np.array([0.0, 190.0, 14.0])  # where the torso hangs from the neck (head frame)
+TORSO = {"center": (0.0, 330.0, 24.0), "axes": (180.0, 125.0, 100.0)}  # shoulders and chest
+TORSO_FOLLOW = 0.3  # share of the head rotation that the torso follows
 SPHERE_POINTS = 450  # directions over the whole head
 FACE_POINTS = 750  # extra directions in the face cap
 FACE_CAP = (np.array([0.0, 0.3, -1.0]) / np.hypot(0.3, 1.0), np.radians(68.0))  # axis, half-angle
@@ -119,14 +122,18 @@ EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 12.0, 4.0, 5.0])
 
 @dataclasses.dataclass(frozen=True)
 class HeadMesh:
-    """The mean head: vertices (V,3) mm, outward triangles (T,3), vertex normals (V,3),
-    the vertex index of each of the 68 landmarks, and the offset fields (K,V,3)."""
+    """The mean head and shoulders: vertices (V,3) mm, outward triangles of the head and
+    ears (T,3) and of the torso, vertex normals (V,3), the vertex index of each of the 68
+    landmarks, the offset fields (K,V,3) and which vertices belong to the torso (posed
+    apart from the head, see `pose_mesh`)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
+    torso_triangles: np.ndarray
     normals: np.ndarray
     landmark_index: np.ndarray
     basis: np.ndarray
+    torso: np.ndarray
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -242,7 +249,7 @@ def offset_basis(points: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def head_mesh() -> HeadMesh:
-    """Build the mean head once per process (about 0.1 s)."""
+    """Build the mean head, ears and shoulders once per process (about 0.1 s)."""
     landmark_dirs = _unit(LANDMARKS_68)
     grid = np.concatenate([_fibonacci_cap(SPHERE_POINTS, np.array([0.0, 0.0, 1.0]), np.pi),
                            _fibonacci_cap(FACE_POINTS, *FACE_CAP)])
@@ -260,19 +267,21 @@ def head_mesh() -> HeadMesh:
     head[: len(LANDMARKS_68)] = LANDMARKS_68  # exact (the interpolation matches to ~1e-9 mm)
     head_triangles = _orient_outward(directions, ConvexHull(directions).simplices)
 
-    parts_v, parts_t = [head], [head_triangles]
-    offset = len(head)
+    parts = [(head, head_triangles)]
     for sign in (-1.0, 1.0):
-        center = np.array(EAR["center"]) * np.array([sign, 1.0, 1.0])
-        ear_v, ear_t = _ellipsoid(center, np.array(EAR["axes"]))
-        ear_t = _orient_outward(ear_v - center, ear_t)
-        parts_v.append(ear_v)
-        parts_t.append(ear_t + offset)
-        offset += len(ear_v)
-    vertices = np.concatenate(parts_v)
-    triangles = np.concatenate(parts_t).astype(np.int32)
-    mesh = HeadMesh(vertices=vertices, triangles=triangles, normals=_vertex_normals(vertices, triangles),
-                    landmark_index=np.arange(len(LANDMARKS_68)), basis=offset_basis(vertices))
+        parts.append(_ellipsoid(np.array(EAR["center"]) * np.array([sign, 1.0, 1.0]), np.array(EAR["axes"])))
+    head_count = sum(len(v) for v, _ in parts)
+    parts.append(_ellipsoid(np.array(TORSO["center"]), np.array(TORSO["axes"]), rings=12, segments=24))
+    offsets = np.cumsum([0] + [len(v) for v, _ in parts])
+    vertices = np.concatenate([v for v, _ in parts])
+    triangles = np.concatenate([t + offset for (_, t), offset in zip(parts, offsets)]).astype(np.int32)
+    torso = np.arange(len(vertices)) >= head_count
+    torso_triangles = torso[triangles[:, 0]]
+    basis = offset_basis(vertices)
+    basis[:, torso] = 0.0  # identity and expression move the head only
+    mesh = HeadMesh(vertices=vertices, triangles=triangles[~torso_triangles], torso_triangles=triangles[torso_triangles],
+                    normals=_vertex_normals(vertices, triangles), landmark_index=np.arange(len(LANDMARKS_68)),
+                    basis=basis, torso=torso)
     for array in dataclasses.asdict(mesh).values():
         array.setflags(write=False)
     return mesh
@@ -473,10 +482,10 @@ def _shade_vertices(appearance: Appearance, points_cam: np.ndarray, normals_cam:
     return light
 
 
-def _triangle_ids(pixels: np.ndarray, points_cam: np.ndarray, triangles: np.ndarray,
-                  image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Painter's algorithm into an id buffer: (H, W) int32 (0 = background, k + 1 = triangle
-    drawn[k]) and `drawn`, the indices of the drawn triangles, far to near."""
+def _visible_far_to_near(pixels: np.ndarray, points_cam: np.ndarray, triangles: np.ndarray,
+                         image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the triangles facing the camera and touching the image, sorted far to
+    near, and their corners as fixed-point OpenCV polygons (n, 3, 2)."""
     height, width = image_shape
     a, b, c = (points_cam[triangles[:, k]] for k in range(3))
     facing = np.einsum("ij,ij->i", np.cross(b - a, c - a), a) < 0
@@ -485,13 +494,33 @@ def _triangle_ids(pixels: np.ndarray, points_cam: np.ndarray, triangles: np.ndar
     inside = ((corners[..., 0].max(1) >= -1) & (corners[..., 0].min(1) <= width)
               & (corners[..., 1].max(1) >= -1) & (corners[..., 1].min(1) <= height))
     drawn = np.flatnonzero(facing & in_front & inside)
-    depth = (a[drawn, 2] + b[drawn, 2] + c[drawn, 2])
+    depth = a[drawn, 2] + b[drawn, 2] + c[drawn, 2]
     drawn = drawn[np.argsort(-depth, kind="stable")]
-    fixed = np.round((corners[drawn] - 0.5) * (1 << SHIFT)).astype(np.int32)  # OpenCV: centres at integers
+    polygons = np.round((corners[drawn] - 0.5) * (1 << SHIFT)).astype(np.int32)  # OpenCV: centres at integers
+    return drawn, polygons
+
+
+def _triangle_ids(pixels: np.ndarray, points_cam: np.ndarray, triangles: np.ndarray,
+                  image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Painter's algorithm into an id buffer: (H, W) int32 (0 = background, k + 1 = triangle
+    drawn[k]) and `drawn`, the indices of the drawn triangles, far to near."""
+    drawn, polygons = _visible_far_to_near(pixels, points_cam, triangles, image_shape)
     ids = np.zeros(image_shape, np.int32)
-    for k, polygon in enumerate(fixed):
+    for k, polygon in enumerate(polygons):
         cv2.fillConvexPoly(ids, polygon, k + 1, cv2.LINE_8, SHIFT)
     return ids, drawn
+
+
+def _draw_torso(image: np.ndarray, appearance: Appearance, triangles: np.ndarray, points_cam: np.ndarray,
+                pixels: np.ndarray, light: np.ndarray) -> None:
+    """The shoulders, flat-shaded in the clothing colour straight into `image`: large, plain
+    and behind the head, they need no texture or per-pixel interpolation."""
+    drawn, polygons = _visible_far_to_near(pixels, points_cam, triangles, image.shape[:2])
+    corner_light = light[triangles[drawn]].mean(axis=1)
+    cloth = appearance.colours[REGIONS.index("cloth")]
+    colours = np.clip(cloth * corner_light[:, :3] + corner_light[:, 3:], 0.0, 255.0)
+    for polygon, colour in zip(polygons, colours.tolist()):
+        cv2.fillConvexPoly(image, polygon, colour, cv2.LINE_8, SHIFT)
 
 
 def _attribute_planes(corners_px: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -526,7 +555,7 @@ def _mesh_texels() -> tuple[np.ndarray, np.ndarray]:
     (T,) int32: 1 when its centroid is behind the head centre (the back texture)."""
     mesh = head_mesh()
     texel = np.stack([(mesh.vertices[:, 1] - TEX_Y[0]) / TEX_MM, (mesh.vertices[:, 0] - TEX_X[0]) / TEX_MM], axis=-1)
-    back = (mesh.vertices[mesh.triangles, 2].mean(axis=1) >= 0).astype(np.int32)
+    back = (mesh.vertices[mesh.triangles, 2].mean(axis=1) >= 0).astype(np.int32)  # head triangles only
     return texel, back
 
 
@@ -549,17 +578,37 @@ def render_view(appearance: Appearance, quat: np.ndarray, translation_mm: np.nda
     width, height = image_size
     image = np.full((height, width, 3), 128, np.uint8) if background is None else background.copy()
     mesh = head_mesh()
-    rotation = quat_to_matrix(quat)
-    vertices = mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
-    points_cam = vertices @ rotation.T + np.asarray(translation_mm, float)
+    points_cam, normals_cam = pose_mesh(mesh, appearance, quat, translation_mm)
     pixels = project(points_cam, camera)
-    _draw_head(image, appearance, mesh, points_cam, pixels, mesh.normals @ rotation.T)
+    _draw_head(image, appearance, mesh, points_cam, pixels, normals_cam)
     return image, pixels[mesh.landmark_index]
+
+
+def pose_mesh(mesh: HeadMesh, appearance: Appearance, quat: np.ndarray,
+              translation_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-frame vertices and normals (V, 3) of the posed head and shoulders.
+
+    The head (with this person's offsets) moves rigidly with (quat, translation); the
+    torso hangs from the neck anchor and turns only by TORSO_FOLLOW of the head rotation,
+    so the body stays roughly upright while the head turns.
+    """
+    rotation = quat_to_matrix(quat)
+    torso_rotation = rotvec_to_matrix(TORSO_FOLLOW * quat_to_rotvec(quat))
+    vertices = mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
+    translation = np.asarray(translation_mm, float)
+    points = vertices @ rotation.T + translation
+    normals = mesh.normals @ rotation.T
+    anchor = NECK_ANCHOR @ rotation.T + translation
+    points[mesh.torso] = (vertices[mesh.torso] - NECK_ANCHOR) @ torso_rotation.T + anchor
+    normals[mesh.torso] = mesh.normals[mesh.torso] @ torso_rotation.T
+    return points, normals
 
 
 def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points_cam: np.ndarray,
                pixels: np.ndarray, normals_cam: np.ndarray) -> None:
-    """Rasterise the posed head over `image` (RGB uint8, in place)."""
+    """Rasterise the posed shoulders, then the head, over `image` (RGB uint8, in place)."""
+    light = _shade_vertices(appearance, points_cam, normals_cam)
+    _draw_torso(image, appearance, mesh.torso_triangles, points_cam, pixels, light)
     ids, drawn = _triangle_ids(pixels, points_cam, mesh.triangles, image.shape[:2])
     flat_ids = ids.reshape(-1)
     covered = np.flatnonzero(flat_ids)
@@ -567,7 +616,7 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
         return
     texel, back = _mesh_texels()
     corners = mesh.triangles[drawn]
-    vertex_values = np.concatenate([texel, _shade_vertices(appearance, points_cam, normals_cam)], axis=1)
+    vertex_values = np.concatenate([texel, light], axis=1)
     planes = _attribute_planes(pixels[corners], vertex_values[corners]).astype(np.float32)
     triangle = flat_ids[covered] - 1
     width = ids.shape[1]
