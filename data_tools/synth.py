@@ -2,7 +2,8 @@
 
 One parametric head mesh in millimetres is built once (`head_mesh`): a star-shaped surface
 around the head centre (skull, face, jaw and neck from a radius function over the unit
-sphere) plus two ears. Its vertices include the 68 landmarks of `posenet.facemodel`
+sphere: an ellipsoid and a cylinder, bent through the landmarks and a few extra face points
+by a thin-plate spline), two ears and the shoulders. Its vertices include the 68 landmarks of `posenet.facemodel`
 exactly, so the labels are points of the rendered surface. Identity and expression are
 small vertex offsets along a handful of smooth procedural fields (`BASIS_NAMES`); the
 landmark vertices move with the surface, so a sample's model points are
@@ -11,8 +12,9 @@ landmark vertices move with the surface, so a sample's model points are
 Rendering: per-vertex Lambert + ambient + a little specular light from one to three
 coloured lights; triangles sorted far to near are filled with `cv2.fillConvexPoly`
 into a triangle-id buffer (painter's algorithm); every covered pixel then interpolates
-the vertex shading and the mean-model position, which looks up the albedo in a small
-procedural texture (skin, hair, brows, eyes, lips, clothing) and a fixed noise texture.
+the vertex light and its texture position (the mean head's x, y: a front and a back
+texture), which looks up the albedo in a procedural texture (skin, hair, brows, eyes,
+lips, clothing) and a fixed skin-detail noise. The shoulders are flat-shaded directly.
 
 Pixel coordinates follow the project's pixel-edge convention (pixel i covers [i, i+1]),
 so `project(transform(model_points, quat, t), camera)` is exactly the stored 2D label.
@@ -32,7 +34,7 @@ import multiprocessing.pool
 import os
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import cv2
 import numpy as np
@@ -42,7 +44,7 @@ from tqdm import tqdm
 
 from data_tools.h5format import encode_image, write_dataset
 from posenet.errors import PosenetError
-from posenet.facemodel import FLIP_PERMUTATION_68, HEAD_SIZE_MM, LANDMARKS_68
+from posenet.facemodel import HEAD_SIZE_MM, LANDMARKS_68
 from posenet.fileio import check_writable
 from posenet.geometry import aflw_to_quat, head_coords, project, quat_to_matrix, quat_to_rotvec, rotvec_to_matrix
 
@@ -114,10 +116,10 @@ _SHAPE_POINTS_HALF = [
 ]
 
 # Identity and expression: offset fields over the mean head, one coefficient each.
-BASIS_NAMES = ("width", "lower_face", "nose", "jaw", "eye_spacing", "brow_height",
-               "mouth_open", "smile", "brow_raise")
-IDENTITY_SIGMA = np.array([0.05, 0.05, 4.0, 5.0, 2.0, 2.5, 0.0, 0.0, 0.0])
-EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 12.0, 4.0, 5.0])
+# A sample's coefficients: normal(0, IDENTITY_SIGMA) + uniform(0, EXPRESSION_MAX) part of the time.
+BASIS_NAMES = ("width", "lower_face", "nose", "jaw", "eye_spacing", "brow_raise", "mouth_open", "smile")
+IDENTITY_SIGMA = np.array([0.05, 0.05, 4.0, 5.0, 2.0, 2.5, 0.0, 0.0])
+EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 12.0, 4.0])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,10 +241,9 @@ def offset_basis(points: np.ndarray) -> np.ndarray:
         (zero, zero, -_gauss(x, 0.0, 13.0) * _gauss(y, 22.0, 22.0) * front),  # nose (protrusion)
         (side * _smoothstep(20.0, 90.0, y) * np.clip(np.abs(x) / 70.0, 0, 1), zero, zero),  # jaw
         (side * eye_area, zero, zero),                                       # eye_spacing
-        (zero, -brow_area, zero),                                            # brow_height
+        (zero, -brow_area, zero),                                            # brow_raise
         (zero, lower_jaw, 0.3 * lower_jaw),                                  # mouth_open
         (side * corners, -0.6 * corners + 0.1 * mouth_area, zero),            # smile
-        (zero, -brow_area, zero),                                            # brow_raise
     ]
     return np.stack([np.stack(f, axis=-1) for f in fields])
 
@@ -319,18 +320,31 @@ def _texture_shape() -> tuple[int, int]:
     return (int(round((TEX_Y[1] - TEX_Y[0]) / TEX_MM)), int(round((TEX_X[1] - TEX_X[0]) / TEX_MM)))
 
 
-def _front_texture() -> np.ndarray:
-    """Region weights of the face side (z < 0), indexed by (y, x) of the mean head."""
-    shape = _texture_shape()
+class HairStyle(NamedTuple):
+    """Where the hair is painted, in mean-head mm (y down)."""
+
+    front_top: float  # hairline height on the forehead midline (it curves down to the temples)
+    side_bottom: float  # hair reaches this low beside the face (|x| > SIDE_HAIR_X)
+    back_bottom: float  # and this low at the back of the head
+    bald: bool  # a bare crown: hair only in a band around the back and sides
+
+
+HAIR_STYLES = (
+    HairStyle(-68.0, -14.0, 58.0, False),  # short
+    HairStyle(-88.0, -20.0, 45.0, False),  # receding hairline
+    HairStyle(-42.0, -5.0, 70.0, False),  # fringe
+    HairStyle(-64.0, 120.0, 150.0, False),  # long, over the ears
+    HairStyle(-150.0, 25.0, 45.0, True),  # bald crown
+)
+SIDE_HAIR_X = 64.0
+BALD_TOP = -30.0  # a bald crown keeps hair only below this height
+
+
+def _face_features(shape: tuple[int, int]) -> np.ndarray:
+    """Region weights of the face side without hair: brows, eyes, lips, nostrils on skin."""
     weights = np.zeros((*shape, len(REGIONS)), np.float32)
     weights[..., 0] = 1.0
     lm = LANDMARKS_68
-    xs = np.linspace(-100.0, 100.0, 81)
-    hairline = np.where(np.abs(xs) < 64, -68.0 + 0.009 * xs**2, -14.0)
-    hair = np.zeros(shape, np.float32)
-    cv2.fillPoly(hair, [_tex_px(np.concatenate([np.stack([xs, hairline], -1), [[100, -150], [-100, -150]]]))],
-                 1.0, cv2.LINE_AA, SHIFT)
-    _paint(weights, hair, "hair", 1.5)
     for brow in (lm[17:22], lm[22:27]):
         mask = np.zeros(shape, np.float32)
         cv2.polylines(mask, [_tex_px(brow)], False, 1.0, _tex_mm(4.5), cv2.LINE_AA, SHIFT)
@@ -358,43 +372,59 @@ def _front_texture() -> np.ndarray:
         cv2.ellipse(nostrils, tuple(_tex_px([sign * 6.5, 42.0])), (_tex_mm(3.2) << SHIFT, _tex_mm(1.6) << SHIFT),
                     sign * 15.0, 0, 360, 0.8, -1, cv2.LINE_AA, SHIFT)
     _paint(weights, nostrils, "dark", 0.6)
-    _paint(weights, _below(shape, CLOTH_Y), "cloth", 1.0)
     return weights
 
 
-def _below(shape: tuple[int, int], y_mm: float) -> np.ndarray:
-    mask = np.zeros(shape, np.float32)
-    mask[int((y_mm - TEX_Y[0]) / TEX_MM):] = 1.0
-    return mask
+def _texel_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-head y (rows, 1) and x (1, cols) in mm at the texel centres."""
+    rows = (np.arange(shape[0]) + 0.5) * TEX_MM + TEX_Y[0]
+    cols = (np.arange(shape[1]) + 0.5) * TEX_MM + TEX_X[0]
+    return rows[:, None], cols[None, :]
 
 
-def _back_texture() -> np.ndarray:
-    """Region weights of the back of the head (z >= 0): hair down to the nape, skin, clothing."""
+def _front_texture(features: np.ndarray, style: HairStyle) -> np.ndarray:
+    """Region weights of the face side (z < 0), indexed by (y, x) of the mean head."""
+    weights = features.copy()
+    y, x = _texel_grid(weights.shape[:2])
+    beside = np.abs(x) >= SIDE_HAIR_X
+    hair = np.where(beside, y < style.side_bottom, y < style.front_top + 0.009 * x**2)
+    if style.bald:
+        hair &= beside & (y > BALD_TOP)
+    _paint(weights, hair.astype(np.float32), "hair", 1.5)
+    _paint(weights, (y > CLOTH_Y).astype(np.float32) * np.ones_like(x), "cloth", 1.0)
+    return weights
+
+
+def _back_texture(style: HairStyle) -> np.ndarray:
+    """Region weights of the back of the head (z >= 0): hair, skin by the ears, clothing."""
     shape = _texture_shape()
     weights = np.zeros((*shape, len(REGIONS)), np.float32)
     weights[..., 0] = 1.0
-    rows = (np.arange(shape[0]) + 0.5) * TEX_MM + TEX_Y[0]
-    cols = (np.arange(shape[1]) + 0.5) * TEX_MM + TEX_X[0]
-    hair = rows[:, None] < 58.0 - 0.006 * cols[None, :] ** 2
-    behind_ear = (np.abs(cols[None, :]) > EAR_GAP_X) & (rows[:, None] > -8.0) & (rows[:, None] < 40.0)
-    _paint(weights, (hair & ~behind_ear).astype(np.float32), "hair", 1.5)
-    _paint(weights, _below(shape, CLOTH_Y - 25.0), "cloth", 1.0)
+    y, x = _texel_grid(shape)
+    hair = y < style.back_bottom - 0.006 * x**2
+    if style.side_bottom < 40.0:  # short hair leaves the skin behind the ears bare
+        hair &= ~((np.abs(x) > EAR_GAP_X) & (y > -8.0) & (y < 40.0))
+    if style.bald:
+        hair &= y > BALD_TOP
+    _paint(weights, hair.astype(np.float32), "hair", 1.5)
+    _paint(weights, (y > CLOTH_Y - 25.0).astype(np.float32) * np.ones_like(x), "cloth", 1.0)
     return weights
 
 
 @functools.lru_cache(maxsize=1)
 def _textures() -> tuple[np.ndarray, np.ndarray]:
-    """(front/back region weights (2, H, W, K), skin-detail noise (2, H, W)), built once."""
-    weights = np.stack([_front_texture(), _back_texture()])
-    rng = np.random.default_rng(0)
+    """Region weights (styles, 2 sides, H, W, K) and skin-detail noise (2 sides, H, W), built once."""
     shape = _texture_shape()
+    features = _face_features(shape)
+    weights = np.stack([np.stack([_front_texture(features, style), _back_texture(style)]) for style in HAIR_STYLES])
+    rng = np.random.default_rng(0)
     detail = sum(cv2.resize(rng.normal(size=(shape[0] // s, shape[1] // s)).astype(np.float32),
                             shape[::-1], interpolation=cv2.INTER_CUBIC) / np.sqrt(s)
                  for s in (2, 6, 18))
-    detail = np.stack([detail, detail[::-1]]) / np.std(detail)
+    detail = (np.stack([detail, detail[::-1]]) / np.std(detail)).astype(np.float32)
     weights.setflags(write=False)
     detail.setflags(write=False)
-    return weights, detail.astype(np.float32)
+    return weights, detail
 
 
 # --- appearance: identity, expression, colours and light ---------------------------------------
@@ -415,6 +445,7 @@ class Appearance:
     shininess: float
     detail: float  # skin-detail noise amplitude (fraction of albedo)
     detail_shift: int  # where this person's skin detail starts in the noise texture
+    hair_style: int  # index into HAIR_STYLES
 
     def model_points(self) -> np.ndarray:
         """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
@@ -463,7 +494,8 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
     return Appearance(coefficients=coefficients, colours=colours, ambient=rng.uniform(0.2, 0.45) * rng.uniform(0.85, 1.0, 3),
                       light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
                       shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05),
-                      detail_shift=int(rng.integers(1 << 20)))
+                      detail_shift=int(rng.integers(1 << 20)),
+                      hair_style=int(rng.integers(len(HAIR_STYLES))))
 
 
 # --- rasterising ---------------------------------------------------------------------------------
@@ -537,15 +569,16 @@ def _attribute_planes(corners_px: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.ndarray) -> np.ndarray:
-    """Albedo (n, 3) at texture positions (rows, columns, back side flags) from the region
-    texture and the skin-detail noise."""
+    """Albedo (n, 3) at texture positions (rows, columns, back-side flags) from this
+    person's hair-style texture and the skin-detail noise."""
     weights, detail = _textures()
-    sides, height, width = weights.shape[:3]
+    height, width = weights.shape[2:4]
     row = np.clip(row.astype(np.int32), 0, height - 1)
     col = np.clip(col.astype(np.int32), 0, width - 1)
-    index = back * np.int32(height * width) + row * np.int32(width) + col
-    albedo = np.take(weights.reshape(-1, len(REGIONS)), index, axis=0) @ appearance.colours.astype(np.float32)
-    grain = np.take(detail.reshape(-1), (index + appearance.detail_shift) % (sides * height * width))
+    texel = (back * np.int32(height) + row) * np.int32(width) + col
+    style = weights[appearance.hair_style].reshape(-1, len(REGIONS))
+    albedo = np.take(style, texel, axis=0) @ appearance.colours.astype(np.float32)
+    grain = np.take(detail.reshape(-1), (texel + appearance.detail_shift) % detail.size)
     return albedo * (1.0 + appearance.detail * grain[:, None])
 
 
