@@ -31,27 +31,31 @@ def _save(figure: plt.Figure, path: Path) -> Path:
 
 
 def learning_curves(histories: Mapping[str, Sequence[Mapping[str, str]]], path: Path) -> Path:
-    """One panel per arm from its history.csv rows: loss and val_loss (left), val geodesic (right)."""
-    count = max(len(histories), 1)
-    columns = min(count, 3)
-    rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
+    """One panel per arm (train and validation loss, log scale) and a last panel with every
+    arm's validation geodesic error, from the runs' history.csv rows."""
+    panels = len(histories) + 1
+    columns = min(panels, 4)
+    rows = -(-panels // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False,
+                                layout="constrained")
     for axis, (name, history) in zip(axes.flat, histories.items()):
         epochs = [int(row["epoch"]) + 1 for row in history]
-        axis.plot(epochs, [float(row["loss"]) for row in history], "o-", ms=3, label="train loss")
-        axis.plot(epochs, [float(row["val_loss"]) for row in history], "s-", ms=3, label="val loss")
+        axis.plot(epochs, [float(row["loss"]) for row in history], "o-", ms=3, label="train")
+        axis.plot(epochs, [float(row["val_loss"]) for row in history], "s--", ms=3, label="validation")
         axis.set_yscale("log")
-        axis.set_title(name, fontsize=10)
-        axis.set_xlabel("epoch")
-        if "val_geodesic_deg" in (history[0] if history else {}):
-            twin = axis.twinx()
-            twin.plot(epochs, [float(row["val_geodesic_deg"]) for row in history], "^--", ms=3, color="tab:green",
-                      label="val geodesic (deg)")
-            twin.set_ylabel("val geodesic error (deg)", fontsize=8)
-        axis.legend(fontsize=7, loc="upper right")
-    for axis in list(axes.flat)[len(histories):]:
+        axis.set_title(f"{name} loss", fontsize=9)
+        axis.set_xlabel("epoch", fontsize=8)
+        axis.legend(fontsize=7)
+    summary = axes.flat[len(histories)]
+    for name, history in histories.items():
+        if history and "val_geodesic_deg" in history[0]:
+            summary.plot([int(row["epoch"]) + 1 for row in history],
+                         [float(row["val_geodesic_deg"]) for row in history], "o-", ms=3, label=name)
+    summary.set_title("validation geodesic error (deg)", fontsize=9)
+    summary.set_xlabel("epoch", fontsize=8)
+    summary.legend(fontsize=6)
+    for axis in list(axes.flat)[panels:]:
         axis.axis("off")
-    figure.suptitle("Learning curves (loss: log scale; green: validation geodesic error)")
     return _save(figure, path)
 
 

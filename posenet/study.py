@@ -114,10 +114,10 @@ def given_splits(files: list[str]) -> dict[str, Path]:
     from data_tools import h5format
 
     paths = dict(zip(SPLITS, (Path(f) for f in files)))
-    if len({p.resolve() for p in paths.values() if p.exists()}) < len({*paths.values()}):
-        raise PosenetError("--data: train, val and test must be three different files (no leakage)")
     for path in paths.values():
         h5format.read_dataset(path, names=["quats", "rois"])  # a missing or malformed file fails here
+    if len({path.resolve() for path in paths.values()}) < len(SPLITS):
+        raise PosenetError("--data: train, val and test must be three different files (no leakage)")
     return paths
 
 
