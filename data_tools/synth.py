@@ -519,15 +519,19 @@ def _visible_far_to_near(pixels: np.ndarray, points_cam: np.ndarray, triangles: 
     """Indices of the triangles facing the camera and touching the image, sorted far to
     near, and their corners as fixed-point OpenCV polygons (n, 3, 2)."""
     height, width = image_shape
-    a, b, c = (points_cam[triangles[:, k]] for k in range(3))
-    facing = np.einsum("ij,ij->i", np.cross(b - a, c - a), a) < 0
-    in_front = np.minimum(np.minimum(a[:, 2], b[:, 2]), c[:, 2]) > NEAR_MM
     corners = pixels[triangles]
-    inside = ((corners[..., 0].max(1) >= -1) & (corners[..., 0].min(1) <= width)
-              & (corners[..., 1].max(1) >= -1) & (corners[..., 1].min(1) <= height))
-    drawn = np.flatnonzero(facing & in_front & inside)
-    depth = a[drawn, 2] + b[drawn, 2] + c[drawn, 2]
-    drawn = drawn[np.argsort(-depth, kind="stable")]
+    x0, x1, x2 = corners[..., 0].T
+    y0, y1, y2 = corners[..., 1].T
+    # Outward triangles seen from the front wind clockwise on screen (y down): negative area.
+    facing = (x1 - x0) * (y2 - y0) < (y1 - y0) * (x2 - x0)
+    # Corner min/max written out: numpy reductions over a length-3 axis are slow.
+    inside = ((np.maximum(np.maximum(x0, x1), x2) >= -1) & (np.minimum(np.minimum(x0, x1), x2) <= width)
+              & (np.maximum(np.maximum(y0, y1), y2) >= -1) & (np.minimum(np.minimum(y0, y1), y2) <= height))
+    depth = points_cam[triangles, 2]
+    near = np.minimum(np.minimum(depth[:, 0], depth[:, 1]), depth[:, 2])
+    drawn = np.flatnonzero(facing & inside & (near > NEAR_MM))
+    far = depth[drawn, 0] + depth[drawn, 1] + depth[drawn, 2]
+    drawn = drawn[np.argsort(-far, kind="stable")]
     polygons = np.round((corners[drawn] - 0.5) * (1 << SHIFT)).astype(np.int32)  # OpenCV: centres at integers
     return drawn, polygons
 
@@ -548,7 +552,7 @@ def _draw_torso(image: np.ndarray, appearance: Appearance, triangles: np.ndarray
     """The shoulders, flat-shaded in the clothing colour straight into `image`: large, plain
     and behind the head, they need no texture or per-pixel interpolation."""
     drawn, polygons = _visible_far_to_near(pixels, points_cam, triangles, image.shape[:2])
-    corner_light = light[triangles[drawn]].mean(axis=1)
+    corner_light = sum(light[triangles[drawn, k]] for k in range(3)) / 3.0
     cloth = appearance.colours[REGIONS.index("cloth")]
     colours = np.clip(cloth * corner_light[:, :3] + corner_light[:, 3:], 0.0, 255.0)
     for polygon, colour in zip(polygons, colours.tolist()):
