@@ -610,7 +610,7 @@ def render_view(appearance: Appearance, quat: np.ndarray, translation_mm: np.nda
 
     Returns the RGB uint8 frame and the 68 landmarks (68, 2) in pixels (pixel-edge
     convention): `project(transform(appearance.model_points(), quat, t), camera)`.
-    No blur, noise or occluder is added here.
+    No blur, noise or occluder is added here: see `degrade` and `occlude`.
     """
     width, height = image_size
     image = np.full((height, width, 3), 128, np.uint8) if background is None else background.copy()
@@ -740,7 +740,7 @@ def make_background(rng: np.random.Generator, width: int, height: int, directory
     return image
 
 
-def _occlude(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray) -> None:
+def occlude(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray) -> None:
     """Cover part of the face with a random shape (a hand, a cup, a microphone...), in place."""
     lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
     face = float(max(hi - lo))
@@ -756,8 +756,9 @@ def _occlude(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray)
         cv2.fillPoly(image, [polygon.astype(np.int32)], colour, cv2.LINE_AA)
 
 
-def _degrade(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-    """Camera effects: per-channel gain, offset and gamma, blur, sensor noise, JPEG artefacts."""
+def degrade(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Camera effects on an RGB uint8 image: per-channel gain, offset and gamma, blur (half
+    the time), sensor noise and JPEG artefacts (a quarter of the time). Labels are unchanged."""
     height, width = image.shape[:2]
     levels = np.arange(256)[:, None] / 255.0
     curve = 255.0 * levels ** rng.uniform(0.8, 1.25) * rng.uniform(0.8, 1.2, 3) + rng.uniform(-20, 20)
@@ -870,9 +871,9 @@ def render_sample(config: SynthConfig, seed: int, index: int) -> dict[str, np.nd
         if config.mode == "scene":
             labels["rois"] = np.clip(labels["rois"], 0.0, [width, height, width, height])
         if rng.uniform() < config.occluder_probability:
-            _occlude(rng, image, labels["pt2d_68"])
+            occlude(rng, image, labels["pt2d_68"])
     if config.degrade:
-        image = _degrade(rng, image)
+        image = degrade(rng, image)
     sample = {name: np.asarray(value, np.float32) for name, value in labels.items()}
     sample["camera"] = camera.astype(np.float32)
     if config.mode == "scene":
@@ -974,7 +975,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (sample i uses default_rng([seed, i]))")
     parser.add_argument("--mode", choices=MODES, default="face",
                         help="face: face-centred crops; scene: localizer frames with zero or one face")
-    parser.add_argument("--size", type=int, default=FACE_SIZE, help="face-crop side in pixels (face mode)")
+    parser.add_argument("--size", type=int, default=FACE_SIZE,
+                        help=f"face-crop side in pixels (face mode; scene frames are {SCENE_SIZE[0]}x{SCENE_SIZE[1]})")
     parser.add_argument("--yaw-range", type=float, default=90.0, help="yaw uniform in +-this, degrees")
     parser.add_argument("--pitch-range", type=float, default=60.0, help="pitch uniform in +-this, degrees")
     parser.add_argument("--roll-range", type=float, default=45.0, help="roll uniform in +-this, degrees")
