@@ -97,9 +97,10 @@ class SynthConfig:
 SKULL_AXES = {"x": 76.0, "top": 122.0, "bottom": 78.0, "front": 80.0, "back": 104.0}
 NECK = {"ax": 47.0, "az": 45.0, "z": 14.0, "bottom": 215.0}  # elliptic cylinder, mm
 EAR = {"center": (79.0, 14.0, 6.0), "axes": (6.0, 30.0, 16.0)}
-NECK_ANCHOR = np.array([0.0, 190.0, 14.0])  # where the torso hangs from the neck (head frame)
 TORSO = {"center": (0.0, 330.0, 24.0), "axes": (180.0, 125.0, 100.0)}  # shoulders and chest
 TORSO_FOLLOW = 0.3  # share of the head rotation that the torso follows
+NECK_PIVOT = np.array([0.0, 70.0, 10.0])  # head frame, mm: the head turns on the body about this point
+NECK_BEND = (118.0, 185.0)  # mean-head y over which the neck blends from head pose to body pose
 SPHERE_POINTS = 450  # directions over the whole head
 FACE_POINTS = 750  # extra directions in the face cap
 FACE_CAP = (np.array([0.0, 0.3, -1.0]) / np.hypot(0.3, 1.0), np.radians(68.0))  # axis, half-angle
@@ -126,8 +127,9 @@ EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 12.0, 4.0])
 class HeadMesh:
     """The mean head and shoulders: vertices (V,3) mm, outward triangles of the head and
     ears (T,3) and of the torso, vertex normals (V,3), the vertex index of each of the 68
-    landmarks, the offset fields (K,V,3) and which vertices belong to the torso (posed
-    apart from the head, see `pose_mesh`)."""
+    landmarks, the offset fields (K,V,3) and how much each vertex follows the body rather
+    than the head (0 for the head and ears, rising along the neck, 1 for the torso; see
+    `pose_mesh`)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
@@ -135,7 +137,7 @@ class HeadMesh:
     normals: np.ndarray
     landmark_index: np.ndarray
     basis: np.ndarray
-    torso: np.ndarray
+    body_weight: np.ndarray
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -280,9 +282,11 @@ def head_mesh() -> HeadMesh:
     torso_triangles = torso[triangles[:, 0]]
     basis = offset_basis(vertices)
     basis[:, torso] = 0.0  # identity and expression move the head only
+    body_weight = np.where(torso, 1.0, _smoothstep(*NECK_BEND, vertices[:, 1]))
+    assert not body_weight[: len(LANDMARKS_68)].any(), "landmarks must move rigidly with the head"
     mesh = HeadMesh(vertices=vertices, triangles=triangles[~torso_triangles], torso_triangles=triangles[torso_triangles],
                     normals=_vertex_normals(vertices, triangles), landmark_index=np.arange(len(LANDMARKS_68)),
-                    basis=basis, torso=torso)
+                    basis=basis, body_weight=body_weight)
     for array in dataclasses.asdict(mesh).values():
         array.setflags(write=False)
     return mesh
@@ -625,20 +629,20 @@ def pose_mesh(mesh: HeadMesh, appearance: Appearance, quat: np.ndarray,
               translation_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Camera-frame vertices and normals (V, 3) of the posed head and shoulders.
 
-    The head (with this person's offsets) moves rigidly with (quat, translation); the
-    torso hangs from the neck anchor and turns only by TORSO_FOLLOW of the head rotation,
-    so the body stays roughly upright while the head turns.
+    The head (with this person's offsets) moves rigidly with (quat, translation). The
+    body shares the point NECK_PIVOT with the head but turns by only TORSO_FOLLOW of the
+    head rotation, so it stays roughly upright; the neck blends between the two poses
+    (linear skinning), so a strongly turned head never swings its collar across the face.
     """
-    rotation = quat_to_matrix(quat)
-    torso_rotation = rotvec_to_matrix(TORSO_FOLLOW * quat_to_rotvec(quat))
-    vertices = mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
     translation = np.asarray(translation_mm, float)
-    points = vertices @ rotation.T + translation
-    normals = mesh.normals @ rotation.T
-    anchor = NECK_ANCHOR @ rotation.T + translation
-    points[mesh.torso] = (vertices[mesh.torso] - NECK_ANCHOR) @ torso_rotation.T + anchor
-    normals[mesh.torso] = mesh.normals[mesh.torso] @ torso_rotation.T
-    return points, normals
+    rotation = quat_to_matrix(quat)
+    body_rotation = rotvec_to_matrix(TORSO_FOLLOW * quat_to_rotvec(quat))
+    vertices = mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
+    head = vertices @ rotation.T + translation
+    body = (vertices - NECK_PIVOT) @ body_rotation.T + (NECK_PIVOT @ rotation.T + translation)
+    weight = mesh.body_weight[:, None]
+    normals = (1.0 - weight) * (mesh.normals @ rotation.T) + weight * (mesh.normals @ body_rotation.T)
+    return (1.0 - weight) * head + weight * body, _unit(normals)
 
 
 def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points_cam: np.ndarray,
