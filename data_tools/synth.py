@@ -298,7 +298,7 @@ REGIONS = ("skin", "hair", "brow", "lips", "dark", "sclera", "iris", "cloth")
 TEX_MM = 0.8  # texel size
 TEX_X = (-100.0, 100.0)
 TEX_Y = (-150.0, 230.0)
-CLOTH_Y = 175.0  # clothing starts this far below the eyes
+CLOTH_Y = 165.0  # the collar: clothing starts this far below the eyes, front and back alike
 EAR_GAP_X = 71.0  # the back texture leaves skin around the ears beyond this |x|
 
 
@@ -411,7 +411,7 @@ def _back_texture(style: HairStyle) -> np.ndarray:
     if style.bald:
         hair &= y > BALD_TOP
     _paint(weights, hair.astype(np.float32), "hair", 1.5)
-    _paint(weights, (y > CLOTH_Y - 25.0).astype(np.float32) * np.ones_like(x), "cloth", 1.0)
+    _paint(weights, (y > CLOTH_Y).astype(np.float32) * np.ones_like(x), "cloth", 1.0)
     return weights
 
 
