@@ -183,3 +183,9 @@ def test_background_photos_are_used(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["data", "synth", "--n", "2", "--out", str(tmp_path / "s.h5"), "--backgrounds", str(empty)]) == 2
+
+
+def test_frames_larger_than_the_noise_bank():
+    config = synth.SynthConfig(mode="scene", scene_size=(640, 520), face_probability=1.0)
+    sample = synth.render_sample(config, 0, 0)
+    assert decode_image(sample["images"]).shape == (520, 640, 3) and sample["hasface"]
