@@ -388,11 +388,17 @@ def _benchmark_data(count: int) -> h5format.Dataset:
         return h5format.Dataset({"images": images, "rois": rois, "quats": quats})
 
 
-def _images_per_second(batches, count: int) -> float:
-    start = time.perf_counter()
-    seen = sum(len(images) for images, _ in batches)
-    assert seen == count
-    return count / (time.perf_counter() - start)
+BENCH_REPEATS = 3  # best of: the machine may be shared
+
+
+def _images_per_second(make_batches, count: int) -> float:
+    """Best rate over BENCH_REPEATS full passes (a fresh iterator each pass)."""
+    best = 0.0
+    for _ in range(BENCH_REPEATS):
+        start = time.perf_counter()
+        seen = sum(len(images) for images, _ in make_batches())
+        best = max(best, seen / (time.perf_counter() - start))
+    return best
 
 
 def benchmark(quick: bool) -> list[str]:
@@ -401,17 +407,17 @@ def benchmark(quick: bool) -> list[str]:
     dataset = _benchmark_data(count)
     config = PipelineConfig(input_size=112, batch_size=32, shuffle=False)
     tf_data = make_dataset(dataset, config, training=False)
-    _images_per_second(tf_data.take(2), min(count, 64))  # warm-up: trace the map function
-    fast = _images_per_second(tf_data, count)
-    slow = _images_per_second(python_batches(dataset, config), count)
+    fast = _images_per_second(lambda: tf_data, count)  # the first pass also traces the map function
+    slow = _images_per_second(lambda: python_batches(dataset, config), count)
     print(f"tf.data {fast:.0f} images/s, Python generator {slow:.0f} images/s, ratio {fast / slow:.1f}x (target >= 3x)")
     return [
-        f"{count} images, 112 px crops, batch 32, decode + crop + letterbox + normalise.",
+        f"{count} synthetic 256x256 JPEG images -> 112 px crops, batch 32: decode + crop + letterbox + "
+        f"normalise; best of {BENCH_REPEATS} passes.",
         "",
         "| pipeline | images/s |",
         "|---|---|",
-        f"| tf.data (parallel map, prefetch) | {fast:.0f} |",
-        f"| plain Python generator (OpenCV) | {slow:.0f} |",
+        f"| tf.data (parallel map over the crop window, batched normalisation, prefetch) | {fast:.0f} |",
+        f"| plain Python generator (OpenCV, one image at a time) | {slow:.0f} |",
         "",
         f"Ratio: **{fast / slow:.1f}x** (target >= 3x).",
     ]
