@@ -26,9 +26,9 @@ Python generator that `benchmark` compares against.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -161,10 +161,15 @@ def preprocess_numpy(image_rgb: np.ndarray, roi: np.ndarray, config: PipelineCon
 
 # --- face boxes ------------------------------------------------------------------------------
 
-@lru_cache(maxsize=8)
-def _dlib_boxes_cached(path: str, mtime: float) -> tuple[np.ndarray, int]:
-    dataset = h5format.read_dataset(path, names=["rois"])
-    return detect_boxes(dataset)
+_DLIB_BOXES: dict[str, tuple[np.ndarray, int]] = {}  # content key -> (boxes, misses), per process
+
+
+def _content_key(dataset: h5format.Dataset) -> str:
+    """Identifies a dataset (or subset) by its boxes and encoded images, cheaply."""
+    digest = hashlib.sha1(np.asarray(dataset["rois"], np.float64).tobytes())
+    for buffer in dataset["images"]:
+        digest.update(np.asarray(buffer, np.uint8)[:256].tobytes())
+    return digest.hexdigest()
 
 
 def detect_boxes(dataset: h5format.Dataset) -> tuple[np.ndarray, int]:
@@ -189,15 +194,15 @@ def detect_boxes(dataset: h5format.Dataset) -> tuple[np.ndarray, int]:
 
 
 def face_boxes(dataset: h5format.Dataset, config: PipelineConfig) -> np.ndarray:
-    """The boxes the crops are cut from: the file's `rois`, or dlib's (cached per file)."""
+    """The boxes the crops are cut from: the file's `rois`, or dlib's (detected once per dataset)."""
     if "rois" not in dataset:
         raise PosenetError(f"{dataset.path}: field 'rois' is missing (needed to crop faces)")
     if config.boxes == "file":
         return np.asarray(dataset["rois"], dtype=np.float64)
-    if dataset.path is not None and Path(dataset.path).exists():
-        rois, misses = _dlib_boxes_cached(str(Path(dataset.path).resolve()), Path(dataset.path).stat().st_mtime)
-    else:
-        rois, misses = detect_boxes(dataset)
+    key = _content_key(dataset)
+    if key not in _DLIB_BOXES:  # detect once per file, then reuse (training, validation images, ...)
+        _DLIB_BOXES[key] = detect_boxes(dataset)
+    rois, misses = _DLIB_BOXES[key]
     print(f"{dataset.path}: dlib boxes: {misses} of {len(dataset)} faces missed (file's box used)")
     return rois
 

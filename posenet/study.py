@@ -127,7 +127,8 @@ def given_splits(files: list[str]) -> dict[str, Path]:
 # --- arms ---------------------------------------------------------------------------------------
 
 def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path, weights: str | None) -> Path:
-    """Train one arm unless its run is already done; the training wall time is kept beside it."""
+    """Train one arm unless its run is already done; the training wall time is kept beside it
+    (for an arm resumed after an interruption, the time of the resumed part only)."""
     from posenet import train
 
     model, loss = arm.split("-")
@@ -140,12 +141,11 @@ def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path,
                                learning_rate=preset.learning_rate, batch_size=preset.batch_size,
                                input_size=preset.input_size, schedule=preset.schedule, weights=weights,
                                augment=preset.augment, rotation_deg=preset.rotation_deg, photometric=False)
-    previous = _train_time(run_dir) or 0.0  # an interrupted arm adds to the time it already spent
     print(f"{arm}: training {config.epochs} epochs at {config.input_size} px")
     start = time.perf_counter()
     train.train(config)
     with atomic_output(run_dir / TIME_FILE) as tmp:
-        tmp.write_text(json.dumps({"train_time_s": previous + time.perf_counter() - start}))
+        tmp.write_text(json.dumps({"train_time_s": time.perf_counter() - start}))
     return run_dir
 
 

@@ -154,3 +154,22 @@ def test_dlib_boxes_fall_back_to_file_box_and_count_misses(sample_set):
     rois, misses = pipeline.detect_boxes(sample_set.subset(range(3)))
     assert misses == 3  # no faces in noise images: every box comes from the file
     np.testing.assert_array_equal(rois, sample_set["rois"][:3])
+
+
+def test_dlib_boxes_are_detected_once_per_dataset(sample_set, monkeypatch, capsys):
+    calls = []
+
+    def fake_detect(dataset):
+        calls.append(len(dataset))
+        return np.asarray(dataset["rois"], np.float64) + 1.0, 2
+
+    monkeypatch.setattr(pipeline, "detect_boxes", fake_detect)
+    monkeypatch.setattr(pipeline, "_DLIB_BOXES", {})
+    config = _config(boxes="dlib")
+    first = pipeline.face_boxes(sample_set, config)
+    again = pipeline.face_boxes(sample_set, config)
+    part = pipeline.face_boxes(sample_set.subset(range(4)), config)  # another content: detected again
+    assert calls == [12, 4]
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(part, sample_set["rois"][:4] + 1.0)
+    assert "2 of 12 faces missed" in capsys.readouterr().out
