@@ -478,7 +478,7 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                     + rng.uniform(-0.4, 1.0, len(BASIS_NAMES)).clip(0.0) * EXPRESSION_MAX * config.expression_scale)
     skin = _lerp_palette(rng, SKIN_TONES) * rng.uniform(0.92, 1.08, 3)
     hair = _lerp_palette(rng, HAIR_COLOURS) * rng.uniform(0.85, 1.15)
-    colours = np.stack([
+    colours = np.stack([  # in REGIONS order
         skin,
         hair,
         0.35 * skin + 0.65 * np.minimum(hair, 90.0),
@@ -945,7 +945,11 @@ def _iter_samples(config: SynthConfig, n: int, seed: int, workers: int, progress
 
 
 def synthesize(config: SynthConfig, n: int, seed: int, workers: int = 2, progress: bool = False) -> dict[str, object]:
-    """Render samples 0..n-1: a dict of fields as data_tools.h5format.write_dataset takes them."""
+    """Render samples 0..n-1: a dict of fields as data_tools.h5format.write_dataset takes them.
+
+    With workers > 1 the samples are rendered in forkserver processes; a script that calls
+    this at import time must do so under `if __name__ == "__main__":`.
+    """
     _check_config(config, n, workers)
     samples = list(_iter_samples(config, n, seed, workers, progress))
     fields: dict[str, object] = {"images": [s["images"] for s in samples]}
