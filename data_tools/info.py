@@ -44,7 +44,7 @@ class Summary:
     """What `describe` needs from a file: shapes and dtypes of every field, the attributes,
     and the label arrays (never the images)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.path = path
         if not path.is_file():
             raise PosenetError(f"{path}: no such dataset file")

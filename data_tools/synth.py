@@ -52,6 +52,12 @@ MODES = ("face", "scene")
 FACE_SIZE = 256  # default face-crop side, pixels
 SCENE_SIZE = (288, 224)  # scene frame (width, height): the localizer input
 VIRTUAL_FRAME = (640, 480)  # the full frame that face crops are cut from (never rendered)
+FACE_FOV_DEG = (35.0, 80.0)  # horizontal field of view of the virtual frame
+FACE_DISTANCE_MM = (350.0, 1500.0)  # camera to head centre
+CROP_MARGIN = (1.5, 2.1)  # crop side / longer side of the landmark box
+CROP_JITTER = 0.08  # crop centre offset, fraction of the crop side
+SCENE_FOV_DEG = (45.0, 75.0)
+SCENE_HEAD_SIZE = (0.08, 0.32)  # `coords` size as a fraction of the frame height
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 SOURCE = "posenet-synth v1"
 
@@ -185,7 +191,8 @@ def _anchor_directions() -> np.ndarray:
     return d[~face_side]
 
 
-def _ellipsoid(center: np.ndarray, axes: np.ndarray, rings: int = 7, segments: int = 12):
+def _ellipsoid(center: np.ndarray, axes: np.ndarray, rings: int = 7,
+               segments: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """A closed UV ellipsoid: vertices, outward triangles."""
     polar = np.linspace(0.0, np.pi, rings + 1)[1:-1]
     azimuth = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)
@@ -303,7 +310,7 @@ CLOTH_Y = 165.0  # the collar: clothing starts this far below the eyes, front an
 EAR_GAP_X = 71.0  # the back texture leaves skin around the ears beyond this |x|
 
 
-def _tex_px(points_mm) -> np.ndarray:
+def _tex_px(points_mm: np.ndarray | list[float]) -> np.ndarray:
     """Texture pixel coordinates (OpenCV drawing, SHIFT bits) of (x, y) mm points."""
     xy = (np.asarray(points_mm, float)[..., :2] - [TEX_X[0], TEX_Y[0]]) / TEX_MM - 0.5
     return np.round(xy * (1 << SHIFT)).astype(np.int32)
@@ -832,15 +839,16 @@ def _face_box(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
 
 
-def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appearance, quat: np.ndarray):
+def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appearance,
+               quat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A face-centred crop: the head is placed in a virtual full frame, the crop gets its own camera."""
-    frame = _frame_camera(rng, *VIRTUAL_FRAME, fov_deg=(35.0, 80.0))
-    distance = rng.uniform(350.0, 1500.0)
+    frame = _frame_camera(rng, *VIRTUAL_FRAME, fov_deg=FACE_FOV_DEG)
+    distance = rng.uniform(*FACE_DISTANCE_MM)
     center = rng.uniform(0.2, 0.8, 2) * VIRTUAL_FRAME
     translation = _place_head(frame, frame[0] * HEAD_SIZE_MM / distance, center)
     box = _face_box(_pose_labels(appearance.model_points(), quat, translation, frame)["pt2d_68"])
-    side = max(box[2] - box[0], box[3] - box[1]) * rng.uniform(1.5, 2.1)
-    crop_center = (box[:2] + box[2:]) / 2.0 + rng.uniform(-0.08, 0.08, 2) * side
+    side = max(box[2] - box[0], box[3] - box[1]) * rng.uniform(*CROP_MARGIN)
+    crop_center = (box[:2] + box[2:]) / 2.0 + rng.uniform(-CROP_JITTER, CROP_JITTER, 2) * side
     scale = config.size / side
     origin = crop_center - side / 2.0
     camera = np.array([frame[0] * scale, frame[1] * scale, (frame[2] - origin[0]) * scale, (frame[3] - origin[1]) * scale])
@@ -848,15 +856,15 @@ def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appear
     return camera, translation, background
 
 
-def _scene_view(config: SynthConfig, rng: np.random.Generator):
+def _scene_view(config: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """A full localizer frame: camera, head translation (None for no face) and background."""
     width, height = config.image_size
-    camera = _frame_camera(rng, width, height, fov_deg=(45.0, 75.0))
+    camera = _frame_camera(rng, width, height, fov_deg=SCENE_FOV_DEG)
     background = make_background(rng, width, height, config.backgrounds)
     if rng.uniform() >= config.face_probability:
         return camera, None, background
     center = rng.uniform([0.1 * width, 0.15 * height], [0.9 * width, 0.85 * height])
-    translation = _place_head(camera, rng.uniform(0.08, 0.32) * height, center)
+    translation = _place_head(camera, rng.uniform(*SCENE_HEAD_SIZE) * height, center)
     return camera, translation, background
 
 
