@@ -91,6 +91,7 @@ class SynthConfig:
     quality: int = 90
     face_probability: float = 0.8  # scene mode: share of frames with a face
     occluder_probability: float = 0.25
+    glasses_probability: float = 0.15
     degrade: bool = True  # blur, noise, colour jitter and JPEG artefacts
 
     @property
@@ -768,6 +769,50 @@ def make_background(rng: np.random.Generator, width: int, height: int, directory
     return image
 
 
+GLASSES_RIM_MM = (25.0, 16.0)  # semi-axes of each rim
+GLASSES_OFFSET_MM = np.array([0.0, 1.0, -12.0])  # rim centre from the eye centre (in front of it)
+GLASSES_HINGE_MM = np.array([70.0, -2.0, 0.0])  # where a temple arm meets the head (x mirrored)
+
+
+def _glasses(model_points: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Spectacles in the head frame (mm): (polyline (P, 3), outward normal) for the two
+    rims, the bridge and the two temple arms; a part is drawn when its normal faces the camera."""
+    angles = np.linspace(0.0, 2.0 * np.pi, 25)
+    ellipse = np.stack([GLASSES_RIM_MM[0] * np.cos(angles), GLASSES_RIM_MM[1] * np.sin(angles), 0 * angles], -1)
+    parts, inner = [], []
+    for eye, side in ((slice(36, 42), -1.0), (slice(42, 48), 1.0)):
+        center = model_points[eye].mean(axis=0) + GLASSES_OFFSET_MM
+        rim = center + ellipse
+        parts.append((rim, _unit(np.array([0.35 * side, 0.0, -1.0]))))
+        inner.append(rim[np.argmin(side * rim[:, 0])])
+        outer = rim[np.argmax(side * rim[:, 0])]
+        parts.append((np.stack([outer, GLASSES_HINGE_MM * [side, 1.0, 1.0] + [0.0, center[1], 0.0]]),
+                      _unit(np.array([side, 0.0, -0.3]))))
+    bridge = np.stack([inner[0], (inner[0] + inner[1]) / 2.0 - [0.0, 4.0, 2.0], inner[1]])
+    parts.append((bridge, np.array([0.0, 0.0, -1.0])))
+    return parts
+
+
+def draw_glasses(rng: np.random.Generator, image: np.ndarray, model_points: np.ndarray, quat: np.ndarray,
+                 translation_mm: np.ndarray, camera: np.ndarray) -> None:
+    """Spectacle frames posed with the head and projected over `image` (in place).
+
+    Only parts whose outward normal faces the camera are drawn, so the far rim and arm of
+    a turned head stay hidden. Labels are unchanged: glasses only occlude.
+    """
+    rotation = quat_to_matrix(quat)
+    translation = np.asarray(translation_mm, float)
+    thickness_mm = rng.uniform(1.5, 4.0)
+    colour = tuple(float(c) for c in (rng.uniform(0, 60, 3) if rng.uniform() < 0.7 else rng.uniform(0, 255, 3)))
+    for polyline, normal in _glasses(model_points):
+        points = polyline @ rotation.T + translation
+        if (rotation @ normal) @ points.mean(axis=0) >= 0:
+            continue
+        thickness = max(1, int(round(camera[0] * thickness_mm / points[:, 2].mean())))
+        pixels = np.round((project(points, camera) - 0.5) * (1 << SHIFT)).astype(np.int32)
+        cv2.polylines(image, [pixels], False, colour, thickness, cv2.LINE_AA, SHIFT)
+
+
 def occlude(rng: np.random.Generator, image: np.ndarray, landmarks: np.ndarray) -> None:
     """Cover part of the face with a random shape (a hand, a cup, a microphone...), in place."""
     lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
@@ -898,6 +943,8 @@ def render_sample(config: SynthConfig, seed: int, index: int) -> dict[str, np.nd
         labels["rois"] = _face_box(labels["pt2d_68"])
         if config.mode == "scene":
             labels["rois"] = np.clip(labels["rois"], 0.0, [width, height, width, height])
+        if rng.uniform() < config.glasses_probability:
+            draw_glasses(rng, image, model_points, quat, translation, camera)
         if rng.uniform() < config.occluder_probability:
             occlude(rng, image, labels["pt2d_68"])
     if config.degrade:

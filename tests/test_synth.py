@@ -189,3 +189,11 @@ def test_frames_larger_than_the_noise_bank():
     config = synth.SynthConfig(mode="scene", scene_size=(640, 520), face_probability=1.0)
     sample = synth.render_sample(config, 0, 0)
     assert decode_image(sample["images"]).shape == (520, 640, 3) and sample["hasface"]
+
+
+def test_glasses_occlude_without_changing_labels():
+    with_glasses = synth.render_sample(dataclasses.replace(CLEAN, glasses_probability=1.0), 4, 0)
+    without = synth.render_sample(dataclasses.replace(CLEAN, glasses_probability=0.0), 4, 0)
+    for name in ("quats", "pt3d_68", "rois", "camera"):
+        np.testing.assert_array_equal(with_glasses[name], without[name])
+    assert with_glasses["images"].tobytes() != without["images"].tobytes()
