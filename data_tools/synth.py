@@ -424,9 +424,27 @@ def _back_texture(style: HairStyle) -> np.ndarray:
     return weights
 
 
+def _beard(shape: tuple[int, int]) -> np.ndarray:
+    """Front-side beard coverage (H, W) in 0..1: jaw, chin, under the chin and a moustache,
+    never on the lips."""
+    y, x = _texel_grid(shape)
+    jaw = LANDMARKS_68[1:16, :2] * [1.08, 1.05]
+    under_chin = np.array([[40.0, 128.0], [0.0, 134.0], [-40.0, 128.0]])
+    inside = np.zeros(shape, np.float32)
+    cv2.fillPoly(inside, [_tex_px(jaw), _tex_px(np.concatenate([jaw[3:12], under_chin]))], 1.0, cv2.LINE_AA, SHIFT)
+    cheeks = y > 60.0 - 0.6 * np.maximum(np.abs(x) - 25.0, 0.0)
+    moustache = (np.abs(x) < 26.0) & (y > 46.0) & (y < 62.0)
+    lips = np.zeros(shape, np.float32)
+    cv2.fillPoly(lips, [_tex_px(LANDMARKS_68[48:60])], 1.0, cv2.LINE_AA, SHIFT)
+    beard = np.maximum(inside * cheeks, moustache.astype(np.float32))
+    beard = cv2.GaussianBlur(beard, (0, 0), 2.0 / TEX_MM) * (1.0 - cv2.GaussianBlur(lips, (0, 0), 0.6 / TEX_MM))
+    return np.stack([beard, np.zeros_like(beard)])
+
+
 @functools.lru_cache(maxsize=1)
-def _textures() -> tuple[np.ndarray, np.ndarray]:
-    """Region weights (styles, 2 sides, H, W, K) and skin-detail noise (2 sides, H, W), built once."""
+def _textures() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Region weights (styles, 2 sides, H, W, K), skin-detail noise (2 sides, H, W) and beard
+    coverage (2 sides, H, W), built once."""
     shape = _texture_shape()
     features = _face_features(shape)
     weights = np.stack([np.stack([_front_texture(features, style), _back_texture(style)]) for style in HAIR_STYLES])
@@ -435,9 +453,10 @@ def _textures() -> tuple[np.ndarray, np.ndarray]:
                             shape[::-1], interpolation=cv2.INTER_CUBIC) / np.sqrt(s)
                  for s in (2, 6, 18))
     detail = (np.stack([detail, detail[::-1]]) / np.std(detail)).astype(np.float32)
-    weights.setflags(write=False)
-    detail.setflags(write=False)
-    return weights, detail
+    beard = _beard(shape).astype(np.float32)
+    for array in (weights, detail, beard):
+        array.setflags(write=False)
+    return weights, detail, beard
 
 
 # --- appearance: identity, expression, colours and light ---------------------------------------
@@ -459,6 +478,7 @@ class Appearance:
     detail: float  # skin-detail noise amplitude (fraction of albedo)
     detail_shift: int  # where this person's skin detail starts in the noise texture
     hair_style: int  # index into HAIR_STYLES
+    beard: float  # beard opacity, 0 for none
 
     def model_points(self) -> np.ndarray:
         """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
@@ -471,6 +491,7 @@ SKIN_TONES = np.array([[240, 205, 185], [225, 180, 150], [198, 150, 115], [160, 
                        [120, 80, 58], [85, 58, 42]], np.float64)
 HAIR_COLOURS = np.array([[25, 20, 18], [60, 40, 28], [110, 75, 45], [200, 165, 110],
                          [150, 70, 35], [170, 170, 165], [45, 35, 30]], np.float64)
+BEARD_PROBABILITY = 0.2
 IRIS_COLOURS = np.array([[70, 45, 25], [60, 90, 120], [80, 100, 60], [40, 28, 20]], np.float64)
 
 
@@ -508,7 +529,8 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
                       shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05),
                       detail_shift=int(rng.integers(1 << 20)),
-                      hair_style=int(rng.integers(len(HAIR_STYLES))))
+                      hair_style=int(rng.integers(len(HAIR_STYLES))),
+                      beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0)
 
 
 # --- rasterising ---------------------------------------------------------------------------------
@@ -594,13 +616,17 @@ def _matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.ndarray) -> np.ndarray:
     """Albedo (n, 3) at texture positions (rows, columns, back-side flags) from this
     person's hair-style texture and the skin-detail noise."""
-    weights, detail = _textures()
+    weights, detail, beard = _textures()
     height, width = weights.shape[2:4]
     row = np.clip(row.astype(np.int32), 0, height - 1)
     col = np.clip(col.astype(np.int32), 0, width - 1)
     texel = (back * np.int32(height) + row) * np.int32(width) + col
     style = weights[appearance.hair_style].reshape(-1, len(REGIONS))
-    albedo = _matmul_rows(np.take(style, texel, axis=0), appearance.colours.astype(np.float32))
+    colours = appearance.colours.astype(np.float32)
+    albedo = _matmul_rows(np.take(style, texel, axis=0), colours)
+    if appearance.beard > 0:
+        coverage = appearance.beard * np.take(beard.reshape(-1), texel)[:, None]
+        albedo += coverage * (colours[REGIONS.index("hair")] - albedo)
     grain = np.take(detail.reshape(-1), (texel + appearance.detail_shift) % detail.size)
     return albedo * (1.0 + appearance.detail * grain[:, None])
 
