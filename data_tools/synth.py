@@ -658,7 +658,9 @@ def render_view(appearance: Appearance, quat: np.ndarray, translation_mm: np.nda
     No blur, noise or occluder is added here: see `degrade` and `occlude`.
     """
     width, height = image_size
-    image = np.full((height, width, 3), 128, np.uint8) if background is None else background.copy()
+    if background is not None and background.shape != (height, width, 3):
+        raise ValueError(f"background has shape {background.shape}, expected {(height, width, 3)}")
+    image = np.full((height, width, 3), 128, np.uint8) if background is None else background.astype(np.uint8)
     mesh = head_mesh()
     points_cam, normals_cam = pose_mesh(mesh, appearance, quat, translation_mm)
     pixels = project(points_cam, camera)
