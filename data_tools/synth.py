@@ -1114,7 +1114,7 @@ def benchmark(quick: bool) -> list[str]:
     core, plus the CPU time per image of the single process and the load average, so a
     figure taken on a busy machine can be told from the renderer's own speed.
     """
-    n = 96 if quick else 800
+    n = 96 if quick else 2000
     config = SynthConfig()
     head_mesh(), _textures()
     render_sample(config, 0, 0)
