@@ -90,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output PNG")
     parser.add_argument("--n", type=int, default=16, help="number of samples")
     parser.add_argument("--cols", type=int, default=4, help="tiles per row")
-    parser.add_argument("--seed", type=int, default=None, help="random samples with this seed (default: the first n)")
+    parser.add_argument("--seed", type=int, default=None, help="draw the samples at random with this seed "
+                        "instead of taking the first n")
     parser.add_argument("--tile", type=int, default=TILE, help="tile side in pixels")
 
 

@@ -1090,8 +1090,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backgrounds", type=str, default=None, help="folder of background photos")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
     encoding = parser.add_mutually_exclusive_group()
-    encoding.add_argument("--lossy", dest="lossy", action="store_true", default=True, help="JPEG, quality 90")
-    encoding.add_argument("--png", dest="lossy", action="store_false", help="lossless PNG")
+    encoding.add_argument("--lossy", dest="lossy", action="store_true", default=True,
+                          help=f"store JPEG, quality {SynthConfig.quality}")
+    encoding.add_argument("--png", dest="lossy", action="store_false", default=argparse.SUPPRESS,
+                          help="store lossless PNG instead")
 
 
 def run(args: argparse.Namespace) -> None:
