@@ -95,11 +95,18 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 # --- patch geometry -----------------------------------------------------------------------
 
+PATCH_SCALE = 1.05  # Opentrack's C++: patch side = int(1.05 * max(w, h)) around the box centre
+
+
 def patch_square(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Face box (..., 4) x0, y0, x1, y1 -> patch centre (..., 2) and side (...,): max(w, h)."""
+    """Face box (..., 4) x0, y0, x1, y1 -> patch centre (..., 2) and side (...,).
+
+    The side is Opentrack's: int(PATCH_SCALE * max(w, h)). Without the 5 % margin its own
+    model loses almost 2 degrees on AFLW2000-3D, so training and runtime both use it.
+    """
     box = np.asarray(box, dtype=np.float64)
     center = (box[..., :2] + box[..., 2:]) / 2.0
-    side = np.maximum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1])
+    side = np.floor(PATCH_SCALE * np.maximum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]))
     return center, side
 
 
@@ -119,18 +126,23 @@ def image_to_patch(points: np.ndarray, center: np.ndarray, side: np.ndarray) -> 
     return points / (np.asarray(side, dtype=np.float64)[..., None, None] / 2.0)
 
 
-def crop_patch(gray: np.ndarray, box: np.ndarray, size: int = POSE_INPUT_SIZE) -> np.ndarray:
-    """The tracker's pose-net patch: square of side max(w, h) around `box`, INTER_AREA to size x size.
+def crop_square(gray: np.ndarray, center: np.ndarray, side: float, size: int = POSE_INPUT_SIZE) -> np.ndarray:
+    """Square of `side` pixels around `center`, INTER_AREA-resized to size x size (uint8).
 
     Coordinates follow the pixel-edge convention (pixel i spans [i, i + 1)), hence the
     half-pixel shift for cv2.getRectSubPix, which samples at pixel centres. Pixels outside the
-    frame replicate the border. Returns uint8 (size, size).
+    frame replicate the border.
     """
-    center, side = patch_square(box)
     side_px = max(int(round(float(side))), 1)
     patch = cv2.getRectSubPix(np.ascontiguousarray(gray), (side_px, side_px),
                               (float(center[0]) - 0.5, float(center[1]) - 0.5))
     return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def crop_patch(gray: np.ndarray, box: np.ndarray, size: int = POSE_INPUT_SIZE) -> np.ndarray:
+    """The tracker's pose-net patch for a face box (see `patch_square`), uint8 (size, size)."""
+    center, side = patch_square(box)
+    return crop_square(gray, center, float(side), size)
 
 
 def frame_to_image(box: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -55,8 +55,8 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from posenet import geometry
-from posenet.contract import (LOCALIZER_INPUT_HW, crop_patch, frame_to_image, normalize_brightness,
-                              normalize_frame, patch_to_image, require_contract)
+from posenet.contract import (LOCALIZER_INPUT_HW, crop_square, frame_to_image, normalize_brightness,
+                              normalize_frame, patch_square, patch_to_image, require_contract)
 from posenet.errors import PosenetError
 from posenet.fileio import atomic_output, check_writable
 from posenet.udp import OpentrackSender, opentrack_values, parse_address
@@ -69,7 +69,6 @@ MODEL_FILES = {  # kind -> (our file, Opentrack's file)
     "pose": ("pose_net.onnx", "head-pose-0.4-small-int8.onnx"),
 }
 
-PATCH_SCALE = 1.05  # Opentrack: patch side = int(max(w, h) * 1.05)
 RELOCALIZE_IOU = 0.25  # run the localizer when IoU(stored localizer box, tracked box) < this
 FACE_PROBABILITY = 0.5  # accept a localizer face above this
 MIN_FACE_PX = 32  # a new track needs a localizer box wider and taller than this
@@ -161,9 +160,8 @@ class PoseEstimator:
 
     def patch_square(self, gray: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, int]:
         """Opentrack's patch: centre (clamped into the frame) and integer side of the square."""
-        center = np.clip((box[:2] + box[2:]) / 2.0, 0.0, [gray.shape[1], gray.shape[0]])
-        side = int(max(box[2] - box[0], box[3] - box[1]) * PATCH_SCALE)
-        return center, side
+        center, side = patch_square(box)
+        return np.clip(center, 0.0, [gray.shape[1], gray.shape[0]]), int(side)
 
     def __call__(self, gray: np.ndarray, box: np.ndarray) -> Face | None:
         """Grey uint8 frame and face box -> Face, or None when the box is degenerate."""
@@ -173,8 +171,7 @@ class PoseEstimator:
         center, side = self.patch_square(gray, box)
         if side < 1:
             return None
-        square = np.concatenate([center - side / 2.0, center + side / 2.0])
-        patch = crop_patch(gray, square, self.input_size)
+        patch = crop_square(gray, center, side, self.input_size)
         pos_size, quat, out_box = (o[0] for o in self.session.run(
             self.OUTPUTS, {self.input_name: normalize_brightness(patch)[None, None]}))
         center_size = patch_to_image(pos_size[None], center, side)[0]

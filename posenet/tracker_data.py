@@ -1,13 +1,13 @@
 """tf.data for the tracker's nets: crops and frames exactly as the tracker feeds them.
 
 Pose net. Each sample (an HDF5 face image with quats, coords, rois, pt3d_68) becomes the
-patch the tracker would cut (`posenet.contract.crop_patch`: a square of side max(w, h)
-around a box, INTER_AREA to 129 x 129) with labels in that patch's units:
+patch the tracker would cut (`posenet.contract.crop_patch`: a square of side
+1.05 max(w, h) around a box, INTER_AREA to 129 x 129) with labels in that patch's units:
 - mirror (x -> W - x, iBUG re-indexing, quaternion (qx, -qy, -qz, qw)) and in-plane rotation
   about the face centre (Rz(a) R; points through the same affine; the box becomes the
   bounding box of the ellipse inscribed in the rotated box, so its size does not grow);
 - crop jitter: the tracker's box is never exact, so the patch box is the face box shifted
-  (normal, `shift` x side) and scaled (log-normal, `scale`) and made square;
+  (normal, `shift` x side) and scaled (log-normal, `scale`);
 - photometric noise (gain, offset, gamma, blur, sensor noise) on the uint8 patch;
 - the tracker's brightness normalisation, in TensorFlow (`normalize_brightness_tf`, the
   twin of `contract.normalize_brightness`).
@@ -133,10 +133,11 @@ def rotate_pose(gray: np.ndarray, labels: dict[str, np.ndarray], angle: float,
 
 
 def jitter_box(roi: np.ndarray, rng: np.random.Generator, shift: float, scale: float) -> np.ndarray:
-    """The box the tracker might hold: a square around the face box, shifted and rescaled."""
-    center, side = contract.patch_square(roi)
-    center = center + rng.normal(0.0, shift, 2) * side
-    half = side * np.exp(rng.normal(0.0, scale)) / 2.0
+    """The face box the tracker might hold: the true box shifted and rescaled at random."""
+    center = (roi[:2] + roi[2:]) / 2.0
+    extent = roi[2:] - roi[:2]
+    center = center + rng.normal(0.0, shift, 2) * extent.max()
+    half = extent * np.exp(rng.normal(0.0, scale)) / 2.0
     return np.concatenate([center - half, center + half])
 
 

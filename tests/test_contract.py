@@ -88,14 +88,15 @@ def test_brightness_normalisation_rules():
 def test_patch_units_round_trip_and_crop():
     box = np.array([10.0, 20.0, 50.0, 80.0])
     center, side = contract.patch_square(box)
-    assert side == 60 and np.allclose(center, [30, 50])
+    assert side == 63 and np.allclose(center, [30, 50])  # Opentrack: int(1.05 * max(w, h))
     corners = contract.patch_to_image(np.array([[-1.0, -1.0], [1.0, 1.0]]), center, side)
-    np.testing.assert_allclose(corners, [[0, 20], [60, 80]])
+    np.testing.assert_allclose(corners, [[-1.5, 18.5], [61.5, 81.5]])
     np.testing.assert_allclose(contract.image_to_patch(corners, center, side), [[-1, -1], [1, 1]])
     gray = np.zeros((100, 100), np.uint8)
-    gray[20:80, 0:60] = 255  # exactly the patch square
-    patch = contract.crop_patch(gray, box, 32)
-    assert patch.shape == (32, 32) and patch.min() == 255
+    gray[20:80, 0:60] = 255  # the face box, 1.5 px inside the patch on each side
+    patch = contract.crop_patch(gray, box, 63)
+    assert patch.shape == (63, 63)
+    assert patch[3:-3, 3:-3].min() == 255 and patch[0, 0] < 255
     frame = contract.frame_to_image(np.array([-1.0, -1.0, 0.0, 1.0]), 288, 224)
     np.testing.assert_allclose(frame, [0, 0, 144, 224])
     np.testing.assert_allclose(contract.image_to_frame(frame, 288, 224), [-1, -1, 0, 1])

@@ -149,9 +149,10 @@ def test_augmented_patches_show_the_landmarks_where_the_labels_say():
 def test_pose_targets_in_patch_units():
     labels = {"quats": np.array([0, 0, 0, 1.0]), "coords": np.array([110.0, 90.0, 30.0]),
               "rois": np.array([80.0, 60.0, 140.0, 100.0]), "pt3d_68": np.zeros((68, 3))}
-    targets = tracker_data.pose_targets(labels, labels["rois"])  # patch: centre (110, 80), side 60
-    np.testing.assert_allclose(targets["pos_size"], [0.0, 1 / 3, 1.0])
-    np.testing.assert_allclose(targets["box"], [-1.0, -2 / 3, 1.0, 2 / 3])
+    targets = tracker_data.pose_targets(labels, labels["rois"])  # patch: centre (110, 80), side 63
+    half = 63 / 2
+    np.testing.assert_allclose(targets["pos_size"], [0.0, 10 / half, 30 / half])
+    np.testing.assert_allclose(targets["box"], [-30 / half, -20 / half, 30 / half, 20 / half])
 
 
 # --- datasets ----------------------------------------------------------------------------------
@@ -166,7 +167,8 @@ def test_pose_dataset_batches_are_seeded(tmp_path):
     assert set(y) == set(tracker_data.POSE_TARGETS)
     np.testing.assert_array_equal(x.numpy(), again[0].numpy())
     plain_x, plain_y = next(iter(tracker_data.pose_dataset(path, config, training=False)))
-    np.testing.assert_allclose(plain_y["box"][:, :2].numpy().min(), -1.0, atol=1e-5)  # exact face box: tight patch
+    # exact face box: the patch is the box plus Opentrack's 5 % margin (side truncated to pixels)
+    np.testing.assert_allclose(plain_y["box"][:, :2].numpy().min(), -1.0 / contract.PATCH_SCALE, atol=0.02)
 
 
 def test_localizer_dataset_targets(tmp_path):
