@@ -45,12 +45,22 @@ COMMANDS = (
 )
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only where it says something (not None, not a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
 def _add_command(subparsers: argparse._SubParsersAction, command: Command, argv: Sequence[str]) -> None:
     parser = subparsers.add_parser(
         command.name,
         help=command.help,
         description=command.help,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.set_defaults(_module=command.module)
     if command.name in argv:  # import only the module that is about to run (or print its --help)
