@@ -103,3 +103,11 @@ def test_any_uint8_layout_becomes_contiguous_rgb(shape: tuple[int, ...]) -> None
 def test_wrong_layout_is_one_clear_error() -> None:
     with pytest.raises(PosenetError, match=r"got shape \(30, 40, 2\)"):
         detect.as_rgb_uint8(np.zeros((30, 40, 2), np.uint8))
+
+
+def test_haar_and_hog_find_the_same_real_face(shared_data: Path) -> None:
+    """OpenCV's Haar cascade (shipped with opencv-python 4.x) agrees with dlib HOG on a real photo."""
+    image = _read_rgb(shared_data / "aflw2000" / "image00050.jpg")
+    haar, hog = best_face(image, "haar"), best_face(image, "hog")
+    assert haar is not None and hog is not None
+    assert box_iou(haar.box, hog.box) > 0.5
