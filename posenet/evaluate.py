@@ -76,6 +76,10 @@ class KerasRunPredictor:
         from posenet.train import load_run
 
         self.model, config = load_run(run_dir)
+        task = config["train"].get("task", "rotvec")
+        if task != "rotvec":
+            raise PosenetError(f"{run_dir}: a {task} (tracker) run; export it with `posenet export {run_dir} "
+                               f"--out MODEL.onnx --opentrack` and evaluate the ONNX file")
         self.pipe = pipeline.PipelineConfig(**{**config["pipeline"], "augment": False, "shuffle": False})
         self.name = Path(run_dir).name
 

@@ -32,7 +32,6 @@ from data_tools import h5format
 from posenet import contract, pipeline
 from posenet.errors import PosenetError
 from posenet.fileio import atomic_output, check_writable
-from posenet.models import pose_net  # noqa: F401  (registers the custom layers that load_run deserialises)
 from posenet.models.registry import model_entry
 from posenet.train import load_run
 

@@ -45,7 +45,7 @@ from posenet.fileio import atomic_output
 from posenet.losses import LOSSES
 from posenet.metrics import study_metrics
 from posenet.models import c_resnet
-from posenet.models.registry import MODELS, ModelConfig, build_model, model_entry
+from posenet.models.registry import MODELS, ModelConfig, build_model, builder_module, model_entry
 
 SCHEDULES = ("constant", "original")
 ORIGINAL_EPOCHS = (50, 30)  # the original: 50 epochs, then 30 at a 5x lower rate
@@ -405,6 +405,7 @@ def load_run(run_dir: str | Path) -> tuple[keras.Model, dict]:
         raise PosenetError(f"{run_dir}: no checkpoint ({BEST} or {LAST}); train it first with posenet train")
     try:
         config = json.loads((run_dir / CONFIG).read_text())
+        builder_module(config["train"]["model"])  # custom layers must be registered before loading
         model = keras.models.load_model(checkpoint, compile=False)
     except (OSError, ValueError, KeyError) as error:
         raise PosenetError(f"{checkpoint}: cannot load the run ({error})") from None

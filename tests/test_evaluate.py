@@ -103,7 +103,7 @@ def _fake_run(run_dir: Path, input_size: int = 32) -> Path:
     run_dir.mkdir(parents=True)
     model.save(run_dir / "best.keras")
     pipe = asdict(PipelineConfig(input_size=input_size, normalization="unit"))
-    (run_dir / "config.json").write_text(json.dumps({"train": {"model": "tiny"}, "pipeline": pipe}))
+    (run_dir / "config.json").write_text(json.dumps({"train": {"model": "C1_NET"}, "pipeline": pipe}))
     return run_dir
 
 
@@ -140,3 +140,19 @@ def test_bad_input_gives_one_clear_line(problem, data_file, tmp_path, capsys):
                 "unknown-target": "nonsense", "no-train": "--train"}[problem]
     assert expected in lines[0]
     assert not json_path.exists()
+
+
+def test_a_tracker_run_is_loaded_and_pointed_to_export(data_file, tmp_path, capsys):
+    """A pose_net run loads (its custom layers register) and evaluate says to export it first."""
+    from posenet.models.registry import build_model
+    from posenet.train import load_run
+
+    run = tmp_path / "pose_run"
+    run.mkdir()
+    build_model("pose_net").save(run / "best.keras")
+    (run / "config.json").write_text(json.dumps({"train": {"model": "pose_net", "task": "pose"}}))
+    model, _ = load_run(run)
+    assert "quat" in model.output_names
+    assert cli.main(["evaluate", str(run), "--data", str(data_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "posenet export" in err[0]

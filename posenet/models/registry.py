@@ -49,7 +49,12 @@ def model_entry(name: str) -> ModelEntry:
         raise PosenetError(f"unknown model '{name}'; choose from {', '.join(MODELS)}") from None
 
 
+def builder_module(name: str):
+    """Import the module that builds `name` (it registers the net's custom layers for loading)."""
+    return importlib.import_module(model_entry(name).builder.split(":")[0])
+
+
 def build_model(name: str, config: ModelConfig | None = None):
     """Build the Keras model registered as `name`."""
-    module, function = model_entry(name).builder.split(":")
-    return getattr(importlib.import_module(module), function)(config or ModelConfig())
+    function = model_entry(name).builder.split(":")[1]
+    return getattr(builder_module(name), function)(config or ModelConfig())
