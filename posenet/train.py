@@ -27,6 +27,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -47,9 +48,10 @@ from posenet.metrics import study_metrics
 from posenet.models import c_resnet
 from posenet.models.registry import MODELS, ModelConfig, build_model, builder_module, model_entry
 
-SCHEDULES = ("constant", "original")
+SCHEDULES = ("constant", "original", "cosine")
 ORIGINAL_EPOCHS = (50, 30)  # the original: 50 epochs, then 30 at a 5x lower rate
 ORIGINAL_DECAY = 5.0
+COSINE_FLOOR = 0.05  # "cosine" ends at 5 % of the initial rate
 STRATEGIES = ("mirrored", "multiworker")
 IMAGE_SAMPLES = 6  # validation crops drawn in TensorBoard each epoch
 DONE, CONFIG, HISTORY, BEST, LAST, BACKUP = "done", "config.json", "history.csv", "best.keras", "last.keras", "backup"
@@ -127,7 +129,12 @@ def make_strategy(name: str | None) -> tf.distribute.Strategy:
 
 
 def learning_rate_schedule(config: TrainConfig) -> Callable[[int, float], float]:
-    """Epoch -> learning rate: constant, or the original's step down by 5x after 50 of 80 epochs."""
+    """Epoch -> learning rate: constant, the original's step down by 5x after 50 of 80 epochs,
+    or a cosine decay to COSINE_FLOOR of the rate over the run (for short budgets)."""
+    if config.schedule == "cosine":
+        span = max(config.epochs - 1, 1)
+        return lambda epoch, lr=None: config.learning_rate * (
+            COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * min(epoch, span) / span)))
     boundary = round(config.epochs * ORIGINAL_EPOCHS[0] / sum(ORIGINAL_EPOCHS))
     if config.schedule == "constant":
         boundary = config.epochs
@@ -496,7 +503,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--input-size", type=int, default=defaults.input_size, help="square input side, pixels")
     parser.add_argument("--schedule", default=defaults.schedule,
-                        help="constant, or original (the rate drops 5x after 50/80 of the epochs)")
+                        help="constant; original (the rate drops 5x after 50/80 of the epochs); or cosine (decays to 5%% of --lr)")
     parser.add_argument("--weights", type=_optional, default=None,
                         help="C_RESNET backbone: none, imagenet (from the Keras cache; never downloads) or a .h5 file")
     parser.add_argument("--trainable-from", type=_optional, default=None,

@@ -158,6 +158,13 @@ def test_original_schedule_drops_the_rate_fivefold():
     assert constant(15) == pytest.approx(1e-3)
 
 
+def test_cosine_schedule_decays_monotonically_to_the_floor():
+    schedule = learning_rate_schedule(TrainConfig(epochs=8, learning_rate=1e-3, schedule="cosine"))
+    rates = [schedule(epoch) for epoch in range(8)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(5e-5)
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+
+
 def test_mirrored_strategy_on_two_logical_cpus(splits, tmp_path):
     script = textwrap.dedent(f"""
         import tensorflow as tf
