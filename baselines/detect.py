@@ -29,6 +29,7 @@ import dlib
 import numpy as np
 
 from posenet.errors import PosenetError
+from posenet.geometry import box_iou
 
 DETECTORS = ("hog", "cnn", "haar")
 MODEL_PACKAGE = "face_recognition_models"  # ships dlib's model files (never downloaded)
@@ -156,15 +157,6 @@ def detect_faces(image_rgb: np.ndarray, detector: str = "hog", upsample: int = 1
     if min(image.shape[:2]) < MIN_IMAGE_SIDE:
         return []
     return sorted(_DETECT[detector](image, upsample), key=lambda d: -d.score)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def choose_face(detections: list[Detection], roi: np.ndarray | None = None) -> Detection | None:

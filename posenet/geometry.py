@@ -144,6 +144,15 @@ def mirror_roi(roi: np.ndarray, width: float) -> np.ndarray:
     return np.stack([width - roi[..., 2], roi[..., 1], width - roi[..., 0], roi[..., 3]], axis=-1)
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(width, 0.0) * max(height, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 # --- in-plane rotation ------------------------------------------------------------------
 
 def rotate_quat_inplane(q: np.ndarray, angle: np.ndarray | float) -> np.ndarray:

@@ -100,15 +100,6 @@ def sigmoid(logit: float) -> float:
     return float(1.0 / (1.0 + np.exp(-logit)))
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boxes (x0, y0, x1, y1)."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(width, 0.0) * max(height, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def aspect_crop(width: int, height: int, aspect: tuple[int, int] = LOCALIZER_ASPECT) -> tuple[int, int, int, int]:
     """Centred crop (x0, y0, w, h) of a frame to `aspect`, as Opentrack's `make_crop_rect_for_aspect`."""
     ax, ay = aspect
@@ -256,7 +247,8 @@ class Tracker:
         self.localizer_runs += 1
         self.score = probability
         width, height = box[2] - box[0], box[3] - box[1]
-        if self.roi is not None and iou(box, self.roi) >= RELOCALIZE_IOU and probability > FACE_PROBABILITY:
+        renews_track = self.roi is not None and geometry.box_iou(box, self.roi) >= RELOCALIZE_IOU
+        if renews_track and probability > FACE_PROBABILITY:
             self.localizer_roi = box
         elif probability > FACE_PROBABILITY and width > MIN_FACE_PX and height > MIN_FACE_PX:
             self.localizer_roi = self.roi = box
@@ -267,7 +259,7 @@ class Tracker:
         """Track one grey uint8 frame."""
         had_track = self.roi is not None
         localized = (self.roi is None or self.localizer_roi is None
-                     or iou(self.localizer_roi, self.roi) < RELOCALIZE_IOU)
+                     or geometry.box_iou(self.localizer_roi, self.roi) < RELOCALIZE_IOU)
         if localized:
             self._localize(gray)
         face = self.pose(gray, self.roi) if self.roi is not None else None

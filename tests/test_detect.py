@@ -53,13 +53,6 @@ def test_packaged_model_missing_file_names_it() -> None:
         detect.packaged_model("no_such_model.dat")
 
 
-def test_box_iou() -> None:
-    box = np.array([0.0, 0.0, 10.0, 10.0])
-    assert box_iou(box, box) == pytest.approx(1.0)
-    assert box_iou(box, np.array([5.0, 0.0, 15.0, 10.0])) == pytest.approx(50 / 150)
-    assert box_iou(box, np.array([20.0, 20.0, 30.0, 30.0])) == 0.0
-
-
 def test_choose_face_prefers_the_roi_face_over_the_best_score() -> None:
     near = Detection(np.array([100.0, 100.0, 200.0, 200.0]), 0.5)
     far = Detection(np.array([400.0, 100.0, 500.0, 200.0]), 2.0)

@@ -125,3 +125,12 @@ def test_head_coords_and_projection():
     coords = g.head_coords(np.array([50.0, -25.0, 1000.0]), camera)
     np.testing.assert_allclose(coords, [345.0, 227.5, 50.0])
     np.testing.assert_allclose(g.intrinsics(camera) @ [50, -25, 1000] / 1000, [345.0, 227.5, 1.0])
+
+
+def test_box_iou():
+    box = np.array([0.0, 0.0, 10.0, 10.0])
+    assert g.box_iou(box, box) == 1.0
+    assert g.box_iou(box, box + 20) == 0.0
+    assert g.box_iou(box, np.array([5.0, 0.0, 15.0, 10.0])) == pytest.approx(50 / 150)
+    assert g.box_iou(box, np.array([20.0, 20.0, 30.0, 30.0])) == 0.0
+    assert g.box_iou(box, np.array([3.0, 3.0, 3.0, 8.0])) == 0.0  # degenerate box

@@ -85,13 +85,6 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 # --- helpers ---------------------------------------------------------------------------------
 
-def test_iou():
-    box = np.array([0.0, 0.0, 10.0, 10.0])
-    assert track.iou(box, box) == 1.0
-    assert track.iou(box, box + 20) == 0.0
-    assert track.iou(box, np.array([5.0, 0.0, 15.0, 10.0])) == pytest.approx(50 / 150)
-
-
 @pytest.mark.parametrize("size, crop", [((1280, 720), (160, 0, 960, 720)), ((640, 480), (0, 0, 640, 480)),
                                         ((480, 640), (0, 140, 480, 360))])
 def test_localizer_sees_the_centred_4_3_crop(size, crop):
