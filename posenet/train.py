@@ -69,21 +69,22 @@ class TrainConfig:
     run_name: str | None = None  # default "<model>-<loss>"
     epochs: int = 10  # total; the "original" schedule splits them 50:30
     learning_rate: float = 1e-4
-    batch_size: int = 32
-    input_size: int = 224
+    batch_size: int = pipeline.PipelineConfig.batch_size
+    input_size: int = pipeline.PipelineConfig.input_size
     schedule: str = "constant"
     weights: str | None = None  # C_RESNET backbone: None, "imagenet" (Keras cache only) or a file
     trainable_from: str | None = None  # C_RESNET: None = frozen backbone, or "conv4_block4"
     cache_features: bool | None = None  # None = auto: yes for a fully frozen C_RESNET
     distribute: str | None = None  # None, "mirrored" or "multiworker"
-    seed: int = 0
-    augment: bool = False
-    rotation_deg: float = 15.0
-    flip: bool = True
-    photometric: bool = True
-    margin: float = 0.1
-    boxes: str = "file"
-    normalization: str = "resnet"  # the original's preprocessing, for every net
+    seed: int = pipeline.PipelineConfig.seed
+    # input pipeline settings, flat like the CLI flags; defaults are the pipeline's own
+    augment: bool = pipeline.PipelineConfig.augment
+    rotation_deg: float = pipeline.PipelineConfig.rotation_deg
+    flip: bool = pipeline.PipelineConfig.flip
+    photometric: bool = pipeline.PipelineConfig.photometric
+    margin: float = pipeline.PipelineConfig.margin
+    boxes: str = pipeline.PipelineConfig.boxes
+    normalization: str = pipeline.PipelineConfig.normalization  # the original's preprocessing, for every net
 
     @property
     def run_dir(self) -> Path:
@@ -92,10 +93,8 @@ class TrainConfig:
 
 def pipeline_config(config: TrainConfig) -> pipeline.PipelineConfig:
     """The input pipeline settings of a run (also what evaluation must use)."""
-    return pipeline.PipelineConfig(
-        input_size=config.input_size, normalization=config.normalization, augment=config.augment,
-        rotation_deg=config.rotation_deg, flip=config.flip, photometric=config.photometric,
-        margin=config.margin, boxes=config.boxes, batch_size=config.batch_size, seed=config.seed)
+    shared = {f.name for f in fields(pipeline.PipelineConfig)} & {f.name for f in fields(TrainConfig)}
+    return pipeline.PipelineConfig(**{name: getattr(config, name) for name in shared})
 
 
 def check_config(config: TrainConfig) -> None:
