@@ -44,12 +44,16 @@ def _point(xy: np.ndarray) -> tuple[int, int]:
     return int(round(float(xy[0]))), int(round(float(xy[1])))
 
 
-def _draw_axes(tile: np.ndarray, quat: np.ndarray, center: np.ndarray, length: float) -> None:
+def draw_axes(image: np.ndarray, quat: np.ndarray, center: np.ndarray, length: float,
+              thickness: int = 2, colours: tuple = AXIS_COLOURS) -> None:
+    """Draw the head's x, y, z axes (columns of R, projected orthographically) at `center`, in place.
+
+    The axis pointing away from the camera is drawn first, so nearer axes stay on top.
+    """
     rotation = quat_to_matrix(quat)
-    order = np.argsort(-rotation[2])  # draw the axis pointing away from the camera first
-    for k in order:
-        end = center + length * rotation[:2, k]
-        cv2.line(tile, _point(center), _point(end), AXIS_COLOURS[k], 2, cv2.LINE_AA)
+    for k in np.argsort(-rotation[2]):
+        end = np.asarray(center, dtype=np.float64) + length * rotation[:2, k]
+        cv2.line(image, _point(center), _point(end), colours[k], thickness, cv2.LINE_AA)
 
 
 def draw_sample(dataset: Dataset, index: int, side: int = TILE) -> np.ndarray:
@@ -68,7 +72,7 @@ def draw_sample(dataset: Dataset, index: int, side: int = TILE) -> np.ndarray:
             cv2.circle(tile, _point(xy), 1, JAW_COLOUR if k < 17 else LANDMARK_COLOUR, -1, cv2.LINE_AA)
     if "quats" in dataset and "coords" in dataset:
         x, y, size = dataset["coords"][index]
-        _draw_axes(tile, dataset["quats"][index], to_tile([x, y]), size * scale)
+        draw_axes(tile, dataset["quats"][index], to_tile([x, y]), size * scale)
     if "quats" in dataset:
         yaw, pitch, roll = ypr_deg(dataset["quats"][index])
         text = f"{index}: y{yaw:+.0f} p{pitch:+.0f} r{roll:+.0f}"

@@ -54,6 +54,7 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
+from data_tools.show import draw_axes
 from posenet import geometry
 from posenet.contract import (LOCALIZER_INPUT_HW, crop_square, frame_to_image, normalize_brightness,
                               normalize_frame, patch_square, patch_to_image, require_contract)
@@ -426,10 +427,7 @@ def annotate(bgr: np.ndarray, result: TrackResult) -> np.ndarray:
     if result.status == "ok":
         x0, y0, x1, y1 = np.round(result.box).astype(int)
         cv2.rectangle(image, (x0, y0), (x1, y1), color, 2)
-        origin = result.center
-        for axis, axis_color in zip(geometry.quat_to_matrix(result.quat).T, AXIS_COLORS):
-            tip = origin + axis[:2] * result.size
-            cv2.line(image, tuple(np.round(origin).astype(int)), tuple(np.round(tip).astype(int)), axis_color, 2)
+        draw_axes(image, result.quat, result.center, result.size, colours=AXIS_COLORS)
         yaw, pitch, roll = result.ypr
         text = f"yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f}  z {result.position_mm[2] / 10:.0f} cm"
     cv2.putText(image, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, color, 2, cv2.LINE_AA)

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from data_tools import h5format
+from data_tools import h5format, show
 from posenet import geometry, pipeline
 from posenet.errors import PosenetError
 from posenet.fileio import atomic_output
@@ -228,17 +228,9 @@ class CheckpointOf(keras.callbacks.ModelCheckpoint):
 
 
 def draw_axes(image: np.ndarray, rotvec: np.ndarray, thickness: int) -> None:
-    """Draw the head's x (red), y (green) and z (blue) axes at the image centre, in place.
-
-    The axes are the columns of R projected orthographically (camera x right, y down).
-    """
+    """Draw the head's axes (x red, y green, z blue) for a rotation vector at the image centre."""
     size = image.shape[0]
-    centre = np.array([size / 2.0, size / 2.0])
-    rotation = geometry.rotvec_to_matrix(rotvec)
-    for axis, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
-        tip = centre + 0.4 * size * rotation[:2, axis]
-        cv2.line(image, tuple(np.round(centre).astype(int)), tuple(np.round(tip).astype(int)), colour,
-                 thickness, cv2.LINE_AA)
+    show.draw_axes(image, geometry.rotvec_to_quat(rotvec), (size / 2.0, size / 2.0), 0.4 * size, thickness)
 
 
 class AxesImages(keras.callbacks.Callback):
