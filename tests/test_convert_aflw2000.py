@@ -97,14 +97,16 @@ def test_aflw_zip_labels_exact(tmp_path, capsys):
 
 
 def test_aflw_angles_in_data_info(tmp_path, capsys):
-    info = pytest.importorskip("data_tools.info")
-    assert info  # the renderer engineer's `data info` prints yaw, pitch and roll
+    """The known (pitch, yaw, roll) of the first sample come back from `posenet data info`."""
     source = write_zip(tmp_path / "a.zip", aflw_members())
     convert("aflw2000", source, tmp_path / "out.h5", "-n", "1")
     capsys.readouterr()
     assert main(["data", "info", str(tmp_path / "out.h5")]) == 0
     printed = capsys.readouterr().out
-    assert "1" in printed
+    (pitch, yaw, roll), _, _ = SAMPLES[0]
+    assert f"yaw (deg): mean {yaw:+.1f}" in printed
+    assert f"pitch (deg): mean {pitch:+.1f}" in printed
+    assert f"roll (deg): mean {roll:+.1f}" in printed
 
 
 def test_folder_and_limit(tmp_path, capsys):
