@@ -142,10 +142,8 @@ def make_predictor(target: str, train: str | Path | None = None, detector: str =
             raise PosenetError("mean: needs --train FILE (the mean pose comes from the training split only)")
         return MeanPosePredictor(train)
     if target in ("pnp", "pnp-oracle"):
-        try:
-            from baselines.pnp import PnPPredictor
-        except ImportError as error:
-            raise PosenetError(f"{target}: the PnP baseline is unavailable ({error})") from None
+        from baselines.pnp import PnPPredictor
+
         return PnPPredictor(landmarks="oracle" if target == "pnp-oracle" else "dlib", detector=detector)
     path = Path(target)
     if path.suffix == ".onnx":
@@ -174,10 +172,8 @@ def select(dataset: h5format.Dataset, protocol: str | None) -> tuple[h5format.Da
     """The samples an evaluation protocol keeps, and their indices in the file."""
     if not protocol:
         return dataset, np.arange(len(dataset))
-    try:
-        from data_tools.protocol import PROTOCOLS
-    except ImportError as error:
-        raise PosenetError(f"--protocol {protocol}: evaluation protocols are unavailable ({error})") from None
+    from data_tools.protocol import PROTOCOLS
+
     if protocol not in PROTOCOLS:
         raise PosenetError(f"--protocol {protocol}: unknown; choose from {', '.join(PROTOCOLS)}")
     indices = np.flatnonzero(PROTOCOLS[protocol].mask(dataset))

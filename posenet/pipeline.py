@@ -182,10 +182,8 @@ def detect_boxes(dataset: h5format.Dataset) -> tuple[np.ndarray, int]:
     """
     from tqdm import tqdm
 
-    try:
-        from baselines import detect
-    except ImportError as error:
-        raise PosenetError(f"boxes 'dlib': the face detector (baselines.detect) is unavailable: {error}") from None
+    from baselines import detect
+
     rois = np.asarray(dataset["rois"], dtype=np.float64).copy()
     misses = 0
     for index in tqdm(range(len(dataset)), desc="detecting faces", unit="img", leave=False):
@@ -460,19 +458,11 @@ def python_batches(dataset: h5format.Dataset, config: PipelineConfig) -> Iterato
 
 
 def _benchmark_data(count: int) -> h5format.Dataset:
-    """Synthetic faces when the renderer is there, else textured 256x256 test images."""
-    try:
-        from data_tools import synth
+    """`count` synthetic 256x256 faces (rendered once into /tmp, one worker)."""
+    from data_tools import synth
 
-        return h5format.read_dataset(synth.write_synth(Path("/tmp") / f"posenet_bench_{count}.h5",
-                                                       synth.SynthConfig(), count, seed=1, workers=1))
-    except ImportError:
-        rng = np.random.default_rng(0)
-        images = [h5format.encode_image(cv2.GaussianBlur(rng.integers(0, 255, (256, 256, 3), np.uint8), (5, 5), 0))
-                  for _ in range(count)]
-        rois = np.tile([[60.0, 50.0, 196.0, 210.0]], (count, 1))
-        quats = geometry.rotvec_to_quat(rng.normal(0, 0.3, (count, 3)))
-        return h5format.Dataset({"images": images, "rois": rois, "quats": quats})
+    return h5format.read_dataset(synth.write_synth(Path("/tmp") / f"posenet_bench_{count}.h5",
+                                                   synth.SynthConfig(), count, seed=1, workers=1))
 
 
 BENCH_REPEATS = 3  # best of: the machine may be shared

@@ -178,12 +178,7 @@ def baseline_rows(splits: dict[str, Path], test, with_pnp: bool) -> list[tuple[R
 
     names = ["mean"]
     if with_pnp:
-        try:
-            import baselines.pnp  # noqa: F401
-
-            names += ["pnp-oracle", "pnp"]
-        except ImportError as error:
-            print(f"note: PnP baseline rows left out ({error})")
+        names += ["pnp-oracle", "pnp"]
     rows = []
     for name in names:
         result = evaluate.evaluate(evaluate.make_predictor(name, train=splits["train"]), test)

@@ -121,13 +121,11 @@ def time_tracker(localizer_path: Path, pose_path: Path, clip: Clip) -> Timing:
                   1e3 * float(np.median(pose.run_seconds)), tracker.localizer_runs, len(ok), geodesic)
 
 
-def time_pnp_baseline(clip: Clip, n_frames: int) -> tuple[float, int, float] | str:
-    """(frames/s, frames with a pose, median geodesic error) of dlib HOG + landmarks + PnP, or why not."""
-    try:
-        from baselines.detect import best_face
-        from baselines.pnp import estimate_pose, landmarks_68
-    except ImportError as error:
-        return f"skipped: baselines not available ({error})"
+def time_pnp_baseline(clip: Clip, n_frames: int) -> tuple[float, int, float]:
+    """(frames/s, frames with a pose, median geodesic error) of dlib HOG + landmarks + PnP."""
+    from baselines.detect import best_face
+    from baselines.pnp import estimate_pose, landmarks_68
+
     frames = clip.frames[:n_frames]
     camera = geometry.camera_for_image(*FRAME_SIZE, track.focal_px(FRAME_SIZE[0], clip.fov_deg))
     quats = np.full((len(frames), 4), np.nan)
@@ -175,12 +173,7 @@ def benchmark(quick: bool) -> list[str]:
             lines.append(f"| {clip.name} | {label} ({pose.name}) | {timing.fps_all:.0f} | {timing.fps_tracking:.0f} "
                          f"| {timing.pose_ms:.2f} | {timing.localizer_runs} | {timing.tracked}/{len(clip.frames)} "
                          f"| {_deg(timing.geodesic_median)} |")
-        baseline = time_pnp_baseline(clip, BASELINE_FRAMES[quick])
-        if isinstance(baseline, str):
-            print(f"{clip.name}, dlib + PnP: {baseline}")
-            lines.append(f"| {clip.name} | dlib HOG + 68 landmarks + PnP | {baseline} | | | | | |")
-            continue
-        fps, found, geodesic = baseline
+        fps, found, geodesic = time_pnp_baseline(clip, BASELINE_FRAMES[quick])
         n = min(len(clip.frames), BASELINE_FRAMES[quick])
         print(f"{clip.name}, dlib + PnP: {fps:.1f} frames/s, pose on {found}/{n}, median geodesic {_deg(geodesic)} deg")
         lines.append(f"| {clip.name} | dlib HOG + 68 landmarks + PnP | {fps:.1f} | {fps:.1f} | - | - | {found}/{n} "

@@ -520,10 +520,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def run(args: argparse.Namespace) -> None:
     if model_entry(args.model).task != "rotvec":
-        try:
-            from posenet import train_tracker
-        except ImportError as error:
-            raise PosenetError(f"--model {args.model}: the tracker trainer is not available ({error})") from None
+        from posenet import train_tracker
 
         return train_tracker.run(args)
     run_dir = train(config_from_args(args))

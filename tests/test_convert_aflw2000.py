@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 import scipy.io
 
 from data_tools.h5format import read_dataset

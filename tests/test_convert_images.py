@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from data_tools.h5format import read_dataset
 from posenet import geometry

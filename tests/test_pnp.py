@@ -174,7 +174,6 @@ def test_no_face_in_animal_photos(shared_data: Path) -> None:
 
 
 def test_benchmark_frames_fall_back_to_rendered_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("data_tools.synth")
     monkeypatch.setattr(pnp, "SHARED_DATA", tmp_path)  # no sample data: rendered heads instead
     frames, source = pnp._bench_frames(2)
     assert "synthetic" in source and len(frames) == 2
@@ -185,7 +184,8 @@ def test_benchmark_frames_fall_back_to_rendered_heads(tmp_path: Path, monkeypatc
 
 def test_dlib_pnp_on_a_rendered_head() -> None:
     """End to end without sample data: a rendered frontal head is detected and posed roughly right."""
-    synth = pytest.importorskip("data_tools.synth")
+    from data_tools import synth
+
     quat = geometry.aflw_to_quat(np.radians([10.0, -15.0, 5.0]))
     appearance = synth.sample_appearance(synth.SynthConfig(), np.random.default_rng(0))
     image, _ = synth.render_view(appearance, quat, np.array([0.0, 0.0, 600.0]), CAMERA, (640, 480))
