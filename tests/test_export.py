@@ -9,7 +9,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from posenet import contract, export
+from data_tools import h5format
+from posenet import contract, evaluate, export, geometry
 from posenet.cli import main
 from posenet.errors import PosenetError
 from test_tracker_models import face_file, scene_file
@@ -81,6 +82,14 @@ def test_study_run_exports_rotvec(tmp_path):
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][1:] == [32, 32, 3]
     with pytest.raises(PosenetError, match="--opentrack needs a pose_net or localizer run"):
         export.export_run(run, tmp_path / "no.onnx", "opentrack")
+
+    # `posenet evaluate` runs the ONNX file with the run's own preprocessing (from the metadata)
+    test_file = face_file(tmp_path / "test.h5", 6, seed=3)
+    dataset = h5format.read_dataset(test_file)
+    onnx_quats = evaluate.make_predictor(str(out)).predict(dataset)
+    keras_quats = evaluate.make_predictor(run).predict(dataset)
+    assert np.isfinite(onnx_quats).all()
+    assert geometry.geodesic_deg(onnx_quats, keras_quats).max() < 1e-3
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):
