@@ -35,6 +35,8 @@ SPLIT_SEEDS = {"train": 1001, "val": 2002, "test": 3003}  # distinct seeds: no s
 CSV_COLUMNS = ("model", "loss", "mae_yaw", "mae_pitch", "mae_roll", "mae", "geodesic_mean", "geodesic_median",
                "acc10", "params", "train_time_s", "infer_ms_per_image", "failures")
 TARGET_MAE_DEG = 5.0  # the quick preset's goal for the best arm
+BOX_NOTES = {"file": "the file's face box",
+             "dlib": "dlib's HOG face box (OpenCV Haar, then the file's box where it finds none)"}
 TIME_FILE = "study_train_time.json"  # wall time of the training, kept beside the run
 WALL_TIME_FILE = "study_wall_times.json"  # wall time of every invocation on a work directory
 
@@ -56,6 +58,7 @@ class Preset:
     augment: bool = False  # mirror + in-plane rotation (not photometric: it costs CPU time)
     rotation_deg: float = 10.0
     baselines: bool = True  # PnP rows (dlib and oracle landmarks)
+    boxes: str = "file"  # face boxes the nets are trained and tested on: the file's, or dlib's
     note: str = ""
 
 
@@ -127,6 +130,20 @@ def given_splits(files: list[str]) -> dict[str, Path]:
 
 # --- arms ---------------------------------------------------------------------------------------
 
+def check_same_settings(run_dir: Path, config) -> None:
+    """A finished arm is reused only if it was trained with the settings asked for now
+    (so `--epochs 24` on a work directory of 8-epoch runs fails instead of reporting them)."""
+    from dataclasses import asdict
+
+    from posenet import train
+
+    stored = json.loads((run_dir / train.CONFIG).read_text())["train"]
+    for key, value in asdict(config).items():
+        if key in stored and stored[key] != value:
+            raise PosenetError(f"{run_dir}: trained with {key}={stored[key]!r}, this study asks {value!r}; "
+                               "use another --workdir (or delete the run to retrain it)")
+
+
 def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path, weights: str | None) -> Path:
     """Train one arm unless its run is already done; the training wall time is kept beside it
     (for an arm resumed after an interruption, the time of the resumed part only)."""
@@ -134,14 +151,16 @@ def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path,
 
     model, loss = arm.split("-")
     run_dir = runs_dir / arm
-    if (run_dir / train.DONE).exists():
-        print(f"{arm}: already trained ({run_dir}), skipped")
-        return run_dir
     config = train.TrainConfig(model=model, loss=loss, train=str(splits["train"]), val=str(splits["val"]),
                                logdir=str(runs_dir), run_name=arm, epochs=preset.epochs[model],
                                learning_rate=preset.learning_rate, batch_size=preset.batch_size,
                                input_size=preset.input_size, schedule=preset.schedule, weights=weights,
-                               augment=preset.augment, rotation_deg=preset.rotation_deg, photometric=False)
+                               augment=preset.augment, rotation_deg=preset.rotation_deg, photometric=False,
+                               boxes=preset.boxes)
+    if (run_dir / train.DONE).exists():
+        check_same_settings(run_dir, config)
+        print(f"{arm}: already trained ({run_dir}), skipped")
+        return run_dir
     print(f"{arm}: training {config.epochs} epochs at {config.input_size} px")
     start = time.perf_counter()
     train.train(config)
@@ -273,7 +292,7 @@ def write_markdown(rows: list[Row], preset: Preset, splits: dict[str, Path], run
         "the original flipped images without fixing the pose, which corrupts up to half of the labels.",
         "- **Both MAE and geodesic error** are reported: Euler MAE is the literature's number, the geodesic "
         "error is frame-independent and has no gimbal-lock artefacts near |yaw| = 90 deg.",
-        "- **Crops** come from the face box with a 10% margin, letterboxed (aspect kept, zero padding) and "
+        f"- **Crops** come from {BOX_NOTES[preset.boxes]} with a 10% margin, letterboxed (aspect kept, zero padding) and "
         "preprocessed caffe-style as ResNet50 expects, for every net (as the original did).",
         f"- **C_RESNET backbone weights:** {_weights_note(weights)} The backbone is frozen, so its features "
         "are computed once per split and only the head trains (`posenet train` caches them).",
@@ -281,8 +300,8 @@ def write_markdown(rows: list[Row], preset: Preset, splits: dict[str, Path], run
     if preset.name != "paper":
         text += [
             f"- **What the `{preset.name}` preset changes versus the paper:** {preset.input_size} px inputs instead of "
-            f"224, {counts['train']} training images, {epochs} epochs at a constant Adam rate of "
-            f"{preset.learning_rate:g} (the paper: 1e-4, 50 epochs then 30 at 1e-4/5), "
+            f"224, {counts['train']} training images, {epochs} epochs at Adam {preset.learning_rate:g} with a "
+            f"{preset.schedule} schedule (the paper: 1e-4, 50 epochs then 30 at 1e-4/5), "
             + (f"mirror and +-{preset.rotation_deg:g} deg in-plane augmentation (not for the cached C_RESNET "
                "features). " if preset.augment else "no augmentation. ") +
             "`--preset paper` restores the original sizes.",
@@ -374,12 +393,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data cache and runs (default: work/study, or work/study-PRESET for other presets)")
     parser.add_argument("--weights", default=None, help="local ResNet50 ImageNet weights file for C_RESNET")
     parser.add_argument("--epochs", type=int, default=None, help="override every arm's epochs")
+    parser.add_argument("--boxes", choices=("file", "dlib"), default="file",
+                        help="face boxes for the nets' crops: the file's rois, or dlib's HOG detector "
+                             "(fallbacks OpenCV Haar, then the file's box; misses are reported)")
 
 
 def run(args: argparse.Namespace) -> None:
     preset = PRESETS["tiny" if args.smoke else args.preset]
     if args.epochs:
         preset = replace(preset, epochs={model: args.epochs for model in MODELS})
+    preset = replace(preset, boxes=args.boxes)
     if args.weights and not Path(args.weights).is_file():
         raise PosenetError(f"--weights {args.weights}: no such file")
     default_dir = "work/study" if preset.name == "quick" and not args.data else f"work/study-{preset.name}"

@@ -82,6 +82,25 @@ def test_resume_skips_finished_arms(smoke, capsys):
     assert os.stat(smoke["runs"] / "C2_NET-mse" / "best.keras").st_mtime_ns == before["C2_NET-mse"]
 
 
+def test_resume_with_other_settings_fails_in_one_line(smoke, capsys):
+    before = os.stat(smoke["runs"] / "C1_NET-mse" / "best.keras").st_mtime_ns
+    assert cli.main([*smoke["base"], "--arms", "C1_NET-mse", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "C1_NET-mse: trained with epochs=1, this study asks 3" in err and "--workdir" in err
+    assert len(err.splitlines()) == 1
+    assert os.stat(smoke["runs"] / "C1_NET-mse" / "best.keras").st_mtime_ns == before
+
+
+def test_boxes_option_reaches_the_runs(smoke, monkeypatch):
+    trained = []
+    monkeypatch.setattr("posenet.train.train", lambda config: trained.append(config) or config.run_dir.mkdir(parents=True))
+    monkeypatch.setattr(study, "evaluate_arm", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    args = ["study", "--smoke", "--workdir", str(smoke["root"] / "work-dlib"), "--results", str(smoke["root"] / "r"),
+            "--arms", "C1_NET-mse", "--boxes", "dlib"]
+    assert cli.main(args) == 130  # stopped before evaluation: only the training settings matter here
+    assert [config.boxes for config in trained] == ["dlib"]
+
+
 def test_interrupted_results_writing_leaves_whole_files(smoke, monkeypatch):
     markdown = (smoke["results"] / "study.md").read_text()
 
