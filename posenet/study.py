@@ -393,6 +393,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data cache and runs (default: work/study, or work/study-PRESET for other presets)")
     parser.add_argument("--weights", default=None, help="local ResNet50 ImageNet weights file for C_RESNET")
     parser.add_argument("--epochs", type=int, default=None, help="override every arm's epochs")
+    parser.add_argument("--schedule", choices=("constant", "original", "cosine"), default=None,
+                        help="override the preset's learning-rate schedule (see posenet train --help)")
     parser.add_argument("--boxes", choices=("file", "dlib"), default="file",
                         help="face boxes for the nets' crops: the file's rois, or dlib's HOG detector "
                              "(fallbacks OpenCV Haar, then the file's box; misses are reported)")
@@ -402,7 +404,7 @@ def run(args: argparse.Namespace) -> None:
     preset = PRESETS["tiny" if args.smoke else args.preset]
     if args.epochs:
         preset = replace(preset, epochs={model: args.epochs for model in MODELS})
-    preset = replace(preset, boxes=args.boxes)
+    preset = replace(preset, boxes=args.boxes, schedule=args.schedule or preset.schedule)
     if args.weights and not Path(args.weights).is_file():
         raise PosenetError(f"--weights {args.weights}: no such file")
     default_dir = "work/study" if preset.name == "quick" and not args.data else f"work/study-{preset.name}"

@@ -91,14 +91,14 @@ def test_resume_with_other_settings_fails_in_one_line(smoke, capsys):
     assert os.stat(smoke["runs"] / "C1_NET-mse" / "best.keras").st_mtime_ns == before
 
 
-def test_boxes_option_reaches_the_runs(smoke, monkeypatch):
+def test_boxes_and_schedule_options_reach_the_runs(smoke, monkeypatch):
     trained = []
     monkeypatch.setattr("posenet.train.train", lambda config: trained.append(config) or config.run_dir.mkdir(parents=True))
     monkeypatch.setattr(study, "evaluate_arm", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
     args = ["study", "--smoke", "--workdir", str(smoke["root"] / "work-dlib"), "--results", str(smoke["root"] / "r"),
-            "--arms", "C1_NET-mse", "--boxes", "dlib"]
+            "--arms", "C1_NET-mse", "--boxes", "dlib", "--schedule", "cosine"]
     assert cli.main(args) == 130  # stopped before evaluation: only the training settings matter here
-    assert [config.boxes for config in trained] == ["dlib"]
+    assert [(config.boxes, config.schedule) for config in trained] == [("dlib", "cosine")]
 
 
 def test_interrupted_results_writing_leaves_whole_files(smoke, monkeypatch):
