@@ -163,34 +163,47 @@ def preprocess_numpy(image_rgb: np.ndarray, roi: np.ndarray, config: PipelineCon
 
 # --- face boxes ------------------------------------------------------------------------------
 
-_DLIB_BOXES: dict[str, tuple[np.ndarray, int]] = {}  # content key -> (boxes, misses), per process
+_DLIB_BOXES: dict[str, tuple[np.ndarray, dict[str, int]]] = {}  # content key -> (boxes, sources), per process
 
 
 def _content_key(dataset: h5format.Dataset) -> str:
-    """Identifies a dataset (or subset) by its boxes and encoded images, cheaply."""
+    """Identifies a dataset (or subset) by its boxes and its whole encoded images.
+
+    Whole buffers, not a prefix: JPEG headers are nearly identical across images, so a
+    prefix would let two files with the same rois share their detected boxes.
+    """
     digest = hashlib.sha1(np.asarray(dataset["rois"], np.float64).tobytes())
     for buffer in dataset["images"]:
-        digest.update(np.asarray(buffer, np.uint8)[:256].tobytes())
+        digest.update(np.asarray(buffer, np.uint8).tobytes())
     return digest.hexdigest()
 
 
-def detect_boxes(dataset: h5format.Dataset) -> tuple[np.ndarray, int]:
+def detect_boxes(dataset: h5format.Dataset) -> tuple[np.ndarray, dict[str, int]]:
     """Face boxes from `baselines.detect.fallback_box`: dlib HOG (the face that overlaps the
     file's box best), then OpenCV Haar, then the file's own box.
 
-    Returns (rois (N, 4), number of samples where no detector found the face).
+    Returns (rois (N, 4), how many boxes came from each source: "hog", "haar", "roi", "none"),
+    so callers can report both HOG's misses and how many of them Haar rescued.
     """
     from tqdm import tqdm
 
     from baselines import detect
 
     rois = np.asarray(dataset["rois"], dtype=np.float64).copy()
-    misses = 0
+    sources = dict.fromkeys(("hog", "haar", "roi", "none"), 0)
     for index in tqdm(range(len(dataset)), desc="detecting faces", unit="img", leave=False):
         box, source = detect.fallback_box(dataset.image(index), rois[index])
-        misses += source in ("roi", "none")
+        sources[source] += 1
         rois[index] = box
-    return rois, misses
+    return rois, sources
+
+
+def describe_sources(sources: dict[str, int], count: int) -> str:
+    """One line on where the boxes came from, e.g. "dlib HOG missed 12 of 100 faces: OpenCV Haar
+    found 7, the file's box used for 5"."""
+    missed = count - sources.get("hog", 0)
+    return (f"dlib HOG missed {missed} of {count} faces: OpenCV Haar found {sources.get('haar', 0)}, "
+            f"the file's box used for {sources.get('roi', 0) + sources.get('none', 0)}")
 
 
 def face_boxes(dataset: h5format.Dataset, config: PipelineConfig) -> np.ndarray:
@@ -202,8 +215,8 @@ def face_boxes(dataset: h5format.Dataset, config: PipelineConfig) -> np.ndarray:
     key = _content_key(dataset)
     if key not in _DLIB_BOXES:  # detect once per file, then reuse (training, validation images, ...)
         _DLIB_BOXES[key] = detect_boxes(dataset)
-    rois, misses = _DLIB_BOXES[key]
-    print(f"{dataset.path}: dlib boxes: {misses} of {len(dataset)} faces missed (file's box used)")
+    rois, sources = _DLIB_BOXES[key]
+    print(f"{dataset.path}: {describe_sources(sources, len(dataset))}")
     return rois
 
 

@@ -151,9 +151,31 @@ def test_bad_inputs_give_one_clear_line(tmp_path):
 
 def test_dlib_boxes_fall_back_to_file_box_and_count_misses(sample_set):
     pytest.importorskip("dlib")
-    rois, misses = pipeline.detect_boxes(sample_set.subset(range(3)))
-    assert misses == 3  # no faces in noise images: every box comes from the file
+    rois, sources = pipeline.detect_boxes(sample_set.subset(range(3)))
+    assert sources == {"hog": 0, "haar": 0, "roi": 3, "none": 0}  # no faces in noise images: the file's boxes
     np.testing.assert_array_equal(rois, sample_set["rois"][:3])
+
+
+def test_dlib_box_sources_report_haar_rescues_of_hog_misses(sample_set, monkeypatch):
+    from baselines import detect
+
+    sources = iter(["hog", "haar", "roi", "haar", "hog"])
+    monkeypatch.setattr(detect, "fallback_box", lambda image, roi: (np.asarray(roi) + 1.0, next(sources)))
+    rois, counts = pipeline.detect_boxes(sample_set.subset(range(5)))
+    assert counts == {"hog": 2, "haar": 2, "roi": 1, "none": 0}
+    np.testing.assert_array_equal(rois, sample_set["rois"][:5] + 1.0)
+    assert pipeline.describe_sources(counts, 5) == (
+        "dlib HOG missed 3 of 5 faces: OpenCV Haar found 2, the file's box used for 1")
+
+
+def test_content_key_covers_whole_image_buffers(sample_set):
+    first = sample_set.subset(range(2))
+    changed = sample_set.subset(range(2))
+    buffer = np.array(changed["images"][1], np.uint8, copy=True)
+    buffer[-20] ^= 0xFF  # past any header: same rois, same first bytes, another image
+    changed.fields["images"][1] = buffer
+    assert pipeline._content_key(first) != pipeline._content_key(changed)
+    assert pipeline._content_key(first) == pipeline._content_key(sample_set.subset(range(2)))
 
 
 def test_dlib_boxes_are_detected_once_per_dataset(sample_set, monkeypatch, capsys):
@@ -161,7 +183,7 @@ def test_dlib_boxes_are_detected_once_per_dataset(sample_set, monkeypatch, capsy
 
     def fake_detect(dataset):
         calls.append(len(dataset))
-        return np.asarray(dataset["rois"], np.float64) + 1.0, 2
+        return np.asarray(dataset["rois"], np.float64) + 1.0, {"hog": len(dataset) - 3, "haar": 1, "roi": 2}
 
     monkeypatch.setattr(pipeline, "detect_boxes", fake_detect)
     monkeypatch.setattr(pipeline, "_DLIB_BOXES", {})
@@ -172,4 +194,4 @@ def test_dlib_boxes_are_detected_once_per_dataset(sample_set, monkeypatch, capsy
     assert calls == [12, 4]
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(part, sample_set["rois"][:4] + 1.0)
-    assert "2 of 12 faces missed" in capsys.readouterr().out
+    assert "dlib HOG missed 3 of 12 faces: OpenCV Haar found 1, the file's box used for 2" in capsys.readouterr().out
