@@ -6,7 +6,7 @@ A predictor is any object with a `.name` and `.predict(dataset) -> (N, 4)` quate
 - a training run directory: its best checkpoint, fed exactly as training fed it
   (`pipeline.preprocess_numpy` with the run's stored pipeline settings);
 - an ONNX file: a study export (metadata `posenet_task=rotvec`: NHWC input, already
-  normalised, rotation-vector output), else an Opentrack-contract pose model run as
+  normalised, rotation-vector output; crops cut from the metadata's `boxes`), else an Opentrack-contract pose model run as
   Opentrack runs it (`posenet.track.OnnxPosePredictor`);
 - `pnp` / `pnp-oracle`: dlib landmarks (or the dataset's own) + solvePnP (`baselines.pnp`);
 - `mean`: always predicts the chordal L2 mean rotation of the TRAINING split (`--train`),
@@ -68,27 +68,64 @@ def _rotvec_predictions(network, dataset: h5format.Dataset, pipe, name: str) -> 
     return quats
 
 
+def _check_config_json(run_dir: Path) -> None:
+    """Fail with one line naming the run's config.json when it exists but is not a JSON object.
+
+    `train.load_run` would report it against the checkpoint; a missing file is left to it.
+    """
+    from posenet.train import CONFIG
+
+    path = run_dir / CONFIG
+    if not path.is_file():
+        return
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PosenetError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
+        raise PosenetError(f"{path}: no 'train' settings (not a config.json written by posenet train)")
+
+
+def _pipeline_config(run_dir: Path, config: dict):
+    """The run's stored pipeline settings for evaluation (no augmentation, no shuffling)."""
+    from posenet import pipeline
+    from posenet.train import CONFIG
+
+    stored = config.get("pipeline")
+    if not isinstance(stored, dict):
+        raise PosenetError(f"{run_dir / CONFIG}: no 'pipeline' settings (needed to preprocess as training did)")
+    try:
+        return pipeline.PipelineConfig(**{**stored, "augment": False, "shuffle": False})
+    except TypeError as error:  # an unknown or missing field
+        raise PosenetError(f"{run_dir / CONFIG}: 'pipeline' settings not understood ({error})") from None
+
+
 class KerasRunPredictor:
     """A training run's best checkpoint, with the run's own preprocessing."""
 
     def __init__(self, run_dir: str | Path):
-        from posenet import pipeline
         from posenet.train import load_run
 
+        run_dir = Path(run_dir)
+        _check_config_json(run_dir)
         self.model, config = load_run(run_dir)
         task = config["train"].get("task", "rotvec")
         if task != "rotvec":
             raise PosenetError(f"{run_dir}: a {task} (tracker) run; export it with `posenet export {run_dir} "
                                f"--out MODEL.onnx --opentrack` and evaluate the ONNX file")
-        self.pipe = pipeline.PipelineConfig(**{**config["pipeline"], "augment": False, "shuffle": False})
-        self.name = Path(run_dir).name
+        self.pipe = _pipeline_config(run_dir, config)
+        self.name = run_dir.name
 
     def predict(self, dataset: h5format.Dataset) -> np.ndarray:
         return _rotvec_predictions(lambda batch: self.model(batch, training=False), dataset, self.pipe, self.name)
 
 
 class OnnxRotvecPredictor:
-    """A study net exported to ONNX (metadata posenet_task=rotvec), run with ONNX Runtime."""
+    """A study net exported to ONNX (metadata posenet_task=rotvec), run with ONNX Runtime.
+
+    The metadata gives the run's preprocessing; `boxes` (the face-box source it was trained with)
+    defaults to "file" for exports made before it was stored.
+    """
 
     def __init__(self, path: Path, session, props: dict[str, str]):
         from posenet import pipeline
@@ -97,7 +134,8 @@ class OnnxRotvecPredictor:
         self.input_name = session.get_inputs()[0].name
         self.pipe = pipeline.PipelineConfig(input_size=int(props["input_size"]),
                                             normalization=props.get("normalization", "resnet"),
-                                            margin=float(props.get("margin", pipeline.PipelineConfig.margin)))
+                                            margin=float(props.get("margin", pipeline.PipelineConfig.margin)),
+                                            boxes=props.get("boxes", "file"))
 
     def predict(self, dataset: h5format.Dataset) -> np.ndarray:
         run = lambda batch: self.session.run(None, {self.input_name: batch.astype(np.float32)})[0]  # noqa: E731

@@ -6,6 +6,7 @@ import csv
 import json
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -140,6 +141,30 @@ def test_bad_input_gives_one_clear_line(problem, data_file, tmp_path, capsys):
                 "unknown-target": "nonsense", "no-train": "--train"}[problem]
     assert expected in lines[0]
     assert not json_path.exists()
+
+
+@pytest.mark.parametrize("config_text, problem", [
+    (json.dumps({"train": {"model": "C1_NET"}}), "no 'pipeline' settings"),
+    ('{"train": {"model": "C1_NET"}, "pipeline": ', "not valid JSON"),
+    (json.dumps({"train": {"model": "C1_NET"}, "pipeline": {"no_such_field": 1}}), "not understood"),
+], ids=["no-pipeline", "bad-json", "unknown-field"])
+def test_a_run_with_a_bad_config_is_one_line_naming_it(config_text, problem, data_file, tmp_path, capsys):
+    """A run dir whose config.json lacks "pipeline" (or is not JSON) is exit 2 and one stderr line, no KeyError."""
+    run_dir = _fake_run(tmp_path / "run")
+    (run_dir / "config.json").write_text(config_text)
+    status, _, err = _run_cli(["evaluate", str(run_dir), "--data", str(data_file)], capsys)
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(run_dir / "config.json") in lines[0] and problem in lines[0]
+
+
+@pytest.mark.parametrize("props, boxes", [({"boxes": "dlib"}, "dlib"), ({}, "file")])
+def test_onnx_rotvec_predictor_crops_the_exported_boxes(props, boxes):
+    """The face-box source comes from the export's metadata; older exports without it used the file's."""
+    session = SimpleNamespace(get_inputs=lambda: [SimpleNamespace(name="x")])
+    metadata = {"posenet_task": "rotvec", "input_size": "32", "normalization": "unit", "margin": "0.2", **props}
+    predictor = evaluate.OnnxRotvecPredictor(Path("net.onnx"), session, metadata)
+    assert predictor.pipe.boxes == boxes and predictor.pipe.input_size == 32 and predictor.pipe.margin == 0.2
 
 
 def test_a_tracker_run_is_loaded_and_pointed_to_export(data_file, tmp_path, capsys):
