@@ -9,7 +9,7 @@ tf2onnx converts a `tf.function` with an explicit input signature (opset 17). Va
 - `--full` (the default for tracker nets): Keras' NHWC input with a dynamic batch, every output.
 - study runs (task "rotvec"): input NHWC float32 [N, S, S, 3], already normalised as the run's
   pipeline does; output `rotvec`; metadata_props `posenet_task=rotvec`, `input_size`,
-  `normalization`, `margin`.
+  `normalization`, `margin`, `boxes` (the face-box source: "file" or "dlib").
 Every export is compared with Keras in ONNX Runtime on random inputs and on real ones (the
 run's validation file, or --data): max |ONNX - Keras| must be <= 1e-4 on every output. The
 file is written atomically, so a failed check leaves nothing behind.
@@ -150,7 +150,9 @@ def export_run(run_dir: str | Path, out: str | Path, variant: str, data: str | P
         proto = convert(full_function(net), [])
         props = {"posenet_task": task, "input_size": net.input_shape[1], "layout": "NHWC"}
         if task == "rotvec":
-            props.update(normalization=config["pipeline"]["normalization"], margin=config["pipeline"]["margin"])
+            stored = config["pipeline"]
+            props.update(normalization=stored["normalization"], margin=stored["margin"],
+                         boxes=stored.get("boxes", "file"))  # runs from before --boxes cropped the file's boxes
         else:
             props.update(normalization=NORMALIZATION[task])
         set_metadata(proto, props)

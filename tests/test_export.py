@@ -79,6 +79,7 @@ def test_study_run_exports_rotvec(tmp_path):
     model = onnx.load(str(out))
     props = {p.key: p.value for p in model.metadata_props}
     assert props["posenet_task"] == "rotvec" and props["input_size"] == "32" and props["normalization"]
+    assert props["boxes"] == json.loads(open(f"{run}/config.json").read())["pipeline"]["boxes"] == "file"
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][1:] == [32, 32, 3]
     with pytest.raises(PosenetError, match="--opentrack needs a pose_net or localizer run"):
         export.export_run(run, tmp_path / "no.onnx", "opentrack")
