@@ -14,9 +14,9 @@ A run lives in `logdir/run_name/`:
     done            written last, with the final figures: the run finished
 
 A C_RESNET whose backbone is fully frozen computes the backbone features once per dataset
-(cached under `logdir/feature_cache`, keyed by the file's content hash, input size,
-preprocessing and weights) and trains the head alone on them; no augmentation is possible
-in that mode. The saved checkpoints are still the whole network, image to rotation vector.
+(cached under `logdir/feature_cache` as .npy files written and read as memory maps, keyed by
+the file's content hash, input size, preprocessing and weights) and trains the head alone on
+them; no augmentation is possible in that mode. The saved checkpoints are still the whole network, image to rotation vector.
 Models whose registry task is not "rotvec" (the tracker's) are trained by
 `posenet.train_tracker`.
 """
@@ -113,6 +113,10 @@ def check_config(config: TrainConfig) -> None:
             raise PosenetError(f"{getattr(config, name) or '(none)'}: no such {name} dataset file (--{name})")
     if Path(config.train).resolve() == Path(config.val).resolve():
         raise PosenetError(f"{config.val}: the validation file is the training file (leakage)")
+    if config.model == "C_RESNET" and config.input_size < c_resnet.MIN_INPUT_SIZE:
+        raise PosenetError(f"--input-size {config.input_size}: C_RESNET needs at least "
+                           f"{c_resnet.MIN_INPUT_SIZE} pixels")
+    pipeline_config(config)  # bad --boxes, --normalization, ... fail here, before any run directory exists
 
 
 # --- distribution, schedule, model --------------------------------------------------------
@@ -159,9 +163,12 @@ def build(config: TrainConfig) -> tuple[keras.Model, keras.Model]:
 
 
 def wants_cache(config: TrainConfig, network: keras.Model) -> bool:
+    """Whether to fit the head on cached backbone features: asked for, or by default when possible."""
     frozen = c_resnet.is_frozen(network)
     if config.cache_features and not frozen:
-        raise PosenetError(f"--cache-features: {config.model} has trainable backbone layers; features cannot be cached")
+        raise PosenetError(f"--cache-features: only a fully frozen C_RESNET (--trainable-from none) can cache "
+                           f"backbone features, not {config.model}"
+                           + (f" with --trainable-from {config.trainable_from}" if config.trainable_from else ""))
     return frozen if config.cache_features is None else config.cache_features
 
 
@@ -176,41 +183,75 @@ def file_digest(path: str | Path) -> str:
 
 
 def feature_cache_path(path: str | Path, config: TrainConfig) -> Path:
-    """Where the backbone features of `path` are cached for this preprocessing and these weights.
+    """Where the backbone features of `path` are cached for this preprocessing and these weights
+    (a .npy array; the labels sit beside it, `labels_path`).
 
     Random weights (None) differ per seed, so the seed is part of the key then.
     """
     weights = config.weights if config.weights in (None, "imagenet") else file_digest(config.weights)
     key = json.dumps([file_digest(path), config.input_size, config.normalization, config.margin,
                       config.boxes, weights, config.seed if config.weights is None else None])
-    return Path(config.logdir) / "feature_cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+    return Path(config.logdir) / "feature_cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
+
+
+def labels_path(cache: Path) -> Path:
+    """The rotation vectors that go with the features cached at `cache`."""
+    return cache.with_name(cache.stem + ".labels.npy")
 
 
 def backbone_features(backbone: keras.Model, dataset: h5format.Dataset,
                       config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(features, rotvecs) of every sample of `dataset` (read from a file), computed once and cached on disk."""
+    """(features, rotvecs) of every sample of `dataset` (read from a file), computed once and cached on disk.
+
+    The features are a read-only memmap: at 20k images of 7x7x2048 float32 they are ~16 GB,
+    so they are written batch by batch while extracted and never held in memory whole.
+    """
     cache = feature_cache_path(dataset.path, config)
-    if cache.is_file():
-        with np.load(cache) as stored:
-            return stored["features"], stored["labels"]
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    if not (cache.is_file() and labels_path(cache).is_file()):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        extract_features(backbone, dataset, config, cache)
+    return np.load(cache, mmap_mode="r", allow_pickle=False), np.load(labels_path(cache), allow_pickle=False)
+
+
+def extract_features(backbone: keras.Model, dataset: h5format.Dataset, config: TrainConfig, cache: Path) -> None:
+    """Run the backbone over `dataset` once, writing the features straight into a .npy memmap
+    (renamed onto `cache` only when complete; the labels file is written first)."""
     batches = pipeline.make_dataset(dataset, pipeline_config(config), training=False)
     extract = tf.function(lambda images: backbone(images, training=False))  # one device, also under a strategy
-    features, labels = [], []
-    for images, rotvecs in tqdm(batches, desc=f"backbone features {dataset.path.name}", unit="batch"):
-        features.append(extract(images).numpy())
-        labels.append(rotvecs.numpy())
-    features, labels = np.concatenate(features), np.concatenate(labels)
-    with atomic_output(cache) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, features=features, labels=labels)
-    return features, labels
+    shape = (len(dataset), *backbone.output.shape[1:])
+    labels = np.zeros((len(dataset), 3), np.float32)
+    with atomic_output(cache) as tmp:
+        features = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        start = 0
+        for images, rotvecs in tqdm(batches, desc=f"backbone features {dataset.path.name}", unit="batch"):
+            stop = start + len(rotvecs)
+            features[start:stop] = extract(images).numpy()
+            labels[start:stop] = rotvecs.numpy()
+            start = stop
+        features.flush()
+        del features
+        with atomic_output(labels_path(cache)) as labels_tmp, open(labels_tmp, "wb") as handle:
+            np.save(handle, labels, allow_pickle=False)
 
 
 def feature_batches(features: np.ndarray, labels: np.ndarray, config: TrainConfig, training: bool) -> tf.data.Dataset:
-    data = tf.data.Dataset.from_tensor_slices((features, labels))
+    """Batches of (features, rotvecs) read from the (memory-mapped) arrays by index, so only about
+    one batch is in memory; training shuffles the indices with the seed, anew each epoch."""
+    indices = tf.data.Dataset.range(len(labels))
     if training:
-        data = data.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
-    return data.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+        indices = indices.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
+
+    def gather(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        batch = np.sort(batch)  # ascending reads from the memmap
+        return np.asarray(features[batch], np.float32), np.asarray(labels[batch], np.float32)
+
+    def load(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        feature, label = tf.numpy_function(gather, [batch], (tf.float32, tf.float32), stateful=False)
+        feature.set_shape((None, *features.shape[1:]))
+        label.set_shape((None, *labels.shape[1:]))
+        return feature, label
+
+    return indices.batch(config.batch_size).map(load).prefetch(tf.data.AUTOTUNE)
 
 
 # --- callbacks ----------------------------------------------------------------------------
@@ -349,7 +390,22 @@ def prepare_run_dir(config: TrainConfig) -> Path:
 
 def fit(config: TrainConfig, network: keras.Model, fitted: keras.Model, train_data: h5format.Dataset,
         val_data: h5format.Dataset, extra: Sequence[keras.callbacks.Callback]) -> None:
-    """Fit the whole network on the pipeline, or a frozen C_RESNET's head on cached backbone features."""
+    """Fit the whole network on the pipeline, or a frozen C_RESNET's head on cached backbone features.
+
+    An image TensorFlow cannot decode becomes one line naming its file, not a traceback from fit.
+    """
+    try:
+        fit_datasets(config, network, fitted, train_data, val_data, extra)
+    except tf.errors.InvalidArgumentError as error:
+        located = undecodable_image(error, {config.train: train_data, config.val: val_data})
+        if located is None:
+            raise
+        raise located from None
+
+
+def fit_datasets(config: TrainConfig, network: keras.Model, fitted: keras.Model, train_data: h5format.Dataset,
+                 val_data: h5format.Dataset, extra: Sequence[keras.callbacks.Callback]) -> None:
+    """`fit` itself: build the training and validation batches and run keras' fit."""
     if fitted is network:
         pipe = pipeline_config(config)
         train = pipeline.make_dataset(train_data, pipe, training=True)
@@ -363,6 +419,23 @@ def fit(config: TrainConfig, network: keras.Model, fitted: keras.Model, train_da
         val = feature_batches(*backbone_features(backbone, val_data, config), config, training=False)
     fitted.fit(train, validation_data=val, epochs=config.epochs, verbose=2, shuffle=False,
                callbacks=[*callbacks(config, network, val_data), *extra])
+
+
+def undecodable_image(error: tf.errors.OpError, datasets: dict[str, h5format.Dataset]) -> PosenetError | None:
+    """The one-line error for the first image (in these files, in order) that TensorFlow cannot
+    decode, quoting `error`'s first line; None when every image decodes (another problem).
+
+    Run only after a failure: it decodes every image once, to name the file the fit cannot tell.
+    """
+    text = (error.message or str(error)).strip()
+    reason = text.splitlines()[0] if text else type(error).__name__
+    for path, dataset in datasets.items():
+        for index, buffer in enumerate(dataset["images"]):
+            try:
+                tf.io.decode_image(np.asarray(buffer, np.uint8).tobytes(), channels=3, expand_animations=False)
+            except tf.errors.InvalidArgumentError:
+                return PosenetError(f"{path}: cannot decode an image (sample {index}: {reason})")
+    return None
 
 
 def train(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> Path:

@@ -20,8 +20,9 @@ from data_tools import h5format
 from posenet import cli, geometry, pipeline
 from posenet.errors import PosenetError
 from posenet.models import c_resnet
-from posenet.train import (DONE, TrainConfig, backbone_features, draw_axes, feature_cache_path,
-                           learning_rate_schedule, load_run, prepare_run_dir, read_history, train)
+from posenet.models.registry import ModelConfig, build_model
+from posenet.train import (DONE, TrainConfig, backbone_features, draw_axes, feature_batches, feature_cache_path,
+                           labels_path, learning_rate_schedule, load_run, prepare_run_dir, read_history, train)
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -34,11 +35,15 @@ def axes_image(rotvec: np.ndarray) -> np.ndarray:
     return image
 
 
-def write_split(path: Path, count: int, seed: int) -> Path:
+def write_split(path: Path, count: int, seed: int, garbage_at: int | None = None) -> Path:
+    """A small split of axes pictures; `garbage_at` makes that sample's buffer bytes no decoder reads."""
     rng = np.random.default_rng(seed)
     rotvecs = rng.normal(0, 0.4, (count, 3))
+    images = [h5format.encode_image(axes_image(r), lossy=False) for r in rotvecs]
+    if garbage_at is not None:
+        images[garbage_at] = np.frombuffer(b"this is not an image at all" * 4, np.uint8)
     return h5format.write_dataset(path, {
-        "images": [h5format.encode_image(axes_image(r), lossy=False) for r in rotvecs],
+        "images": images,
         "quats": geometry.rotvec_to_quat(rotvecs).astype(np.float32),
         "rois": np.tile([[8.0, 8.0, 56.0, 56.0]], (count, 1)).astype(np.float32),
     })
@@ -140,15 +145,57 @@ def test_frozen_c_resnet_trains_its_head_on_cached_features(splits, tmp_path):
     run_dir = train(run)
     cache = feature_cache_path(run.train, run)
     assert cache.is_file() and feature_cache_path(run.val, run).is_file()
-    with np.load(cache) as stored:
-        assert stored["features"].shape == (48, 1, 1, 2048) and stored["labels"].shape == (48, 3)
+    assert cache.suffix == ".npy" and labels_path(cache).is_file()
+    stored = np.load(cache, mmap_mode="r", allow_pickle=False)  # plain .npy: no pickle, memory-mapped
+    assert isinstance(stored, np.memmap) and stored.shape == (48, 1, 1, 2048) and stored.dtype == np.float32
+    assert np.load(labels_path(cache), allow_pickle=False).shape == (48, 3)
+    assert not list(cache.parent.glob("*.tmp"))
     model, _ = load_run(run_dir)  # one network, image to rotvec
     assert model.input_shape == (None, SIZE, SIZE, 3) and c_resnet.BACKBONE in [layer.name for layer in model.layers]
     features, labels = backbone_features(None, pipeline.load_split(run.train), run)  # cached: no backbone needed
-    assert features.shape == (48, 1, 1, 2048)
+    assert isinstance(features, np.memmap) and features.shape == (48, 1, 1, 2048)
+    again = train(config(splits, tmp_path, model="C_RESNET", epochs=1, run_name="second"))  # on the cache
+    assert (again / DONE).is_file()
     np.testing.assert_allclose(labels, geometry.quat_to_rotvec(h5format.read_dataset(run.train)["quats"]), atol=1e-6)
     other_size = config(splits, tmp_path, model="C_RESNET", input_size=64)
     assert feature_cache_path(run.train, other_size) != cache
+
+
+def test_feature_batches_read_every_cached_sample_once_per_epoch(tmp_path):
+    features = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float32, shape=(21, 2, 2, 4))
+    features[:] = np.arange(21, dtype=np.float32)[:, None, None, None]
+    features.flush()
+    features = np.load(tmp_path / "f.npy", mmap_mode="r", allow_pickle=False)
+    labels = np.repeat(np.arange(21, dtype=np.float32)[:, None], 3, axis=1)
+    run = TrainConfig(batch_size=8, seed=3)
+    epochs = []
+    data = feature_batches(features, labels, run, training=True)
+    for _ in range(2):
+        batches = [(x.numpy(), y.numpy()) for x, y in data]
+        assert [len(y) for _, y in batches] == [8, 8, 5] and batches[0][0].shape[1:] == (2, 2, 4)
+        for x, y in batches:
+            np.testing.assert_array_equal(x[:, 0, 0, 0], y[:, 0])  # features and labels stay paired
+        epochs.append(np.concatenate([y[:, 0] for _, y in batches]))
+    assert sorted(epochs[0]) == list(range(21)) and sorted(epochs[1]) == list(range(21))
+    assert list(epochs[0]) != list(epochs[1])  # reshuffled each epoch
+    ordered = np.concatenate([y[:, 0] for _, y in feature_batches(features, labels, run, training=False)])
+    assert list(ordered) == list(range(21))
+
+
+def test_c_resnet_needs_32_pixels_and_says_so():
+    with pytest.raises(PosenetError, match="--input-size 16: C_RESNET needs at least 32 pixels"):
+        build_model("C_RESNET", ModelConfig(input_size=16))
+
+
+@pytest.mark.parametrize("broken", ["train", "val"])
+def test_an_undecodable_image_names_its_file(splits, tmp_path, broken):
+    files = {"train": str(splits[0]), "val": str(splits[1])}
+    files[broken] = str(write_split(tmp_path / f"broken_{broken}.h5", 12, 5, garbage_at=10))
+    run = config(splits, tmp_path / "runs", epochs=1, **files)
+    with pytest.raises(PosenetError) as raised:
+        train(run)
+    message = str(raised.value)
+    assert message.startswith(f"{files[broken]}: cannot decode an image (sample 10: ") and "\n" not in message
 
 
 def test_original_schedule_drops_the_rate_fivefold():
@@ -200,6 +247,11 @@ def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys, monkeypatch):
         "--loss huber: choose from mse, geodesic": ["--model", "C1_NET", "--loss", "huber"],
         "the validation file is the training file": ["--model", "C1_NET", "--val", train_file],
         "pass a local copy of resnet50": ["--model", "C_RESNET", "--weights", "imagenet"],
+        "boxes 'haar': choose from file, dlib": ["--model", "C1_NET", "--boxes", "haar"],
+        "normalization 'imagenet': choose from": ["--model", "C1_NET", "--normalization", "imagenet"],
+        "--input-size 16: C_RESNET needs at least 32 pixels": ["--model", "C_RESNET", "--input-size", "16"],
+        "only a fully frozen C_RESNET (--trainable-from none) can cache backbone features, not C1_NET":
+            ["--model", "C1_NET", "--cache-features"],
     }
     for expected, extra in cases.items():
         code, err = run_cli(base + extra, capsys)

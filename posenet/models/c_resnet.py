@@ -65,14 +65,25 @@ def set_backbone_trainable(backbone: keras.Model, trainable_from: str | None) ->
         layer.trainable = False
 
 
+MIN_INPUT_SIZE = 32  # ResNet50's five stride-2 stages need at least 32 pixels
+
+
 def build_backbone(config: ModelConfig) -> keras.Model:
-    """ResNet50 without its top, for `config.input_size` (>= 32), with local weights or none."""
+    """ResNet50 without its top, for `config.input_size` (>= 32), with local weights or none.
+
+    The network is built first and the weights loaded after, so only a weights problem is
+    reported as one (a bad input size is its own one-line error).
+    """
+    if config.input_size < MIN_INPUT_SIZE:
+        raise PosenetError(f"--input-size {config.input_size}: C_RESNET needs at least {MIN_INPUT_SIZE} pixels")
     weights = resolve_weights(config.weights)
     shape = (config.input_size, config.input_size, 3)
-    try:
-        backbone = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=shape, name=BACKBONE)
-    except (OSError, ValueError) as error:
-        raise PosenetError(f"{config.weights}: cannot load ResNet50 weights ({error})") from None
+    backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape, name=BACKBONE)
+    if weights is not None:
+        try:
+            backbone.load_weights(weights)
+        except (OSError, ValueError) as error:
+            raise PosenetError(f"{config.weights}: cannot load ResNet50 weights ({error})") from None
     set_backbone_trainable(backbone, config.trainable_from)
     return backbone
 
