@@ -59,7 +59,7 @@ CROP_JITTER = 0.08  # crop centre offset, fraction of the crop side
 SCENE_FOV_DEG = (45.0, 75.0)
 SCENE_HEAD_SIZE = (0.08, 0.32)  # `coords` size as a fraction of the frame height
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-SOURCE = "posenet-synth v1"
+SOURCE = "posenet-synth v1"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
 NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
@@ -1047,9 +1047,26 @@ def write_synth(path: str | os.PathLike, config: SynthConfig, n: int, seed: int,
     """Render n samples and write them atomically to the HDF5 file `path`."""
     check_writable(path)
     fields = synthesize(config, n, seed, workers, progress)
-    attrs = {"source": f"{SOURCE} mode={config.mode} seed={seed}", "split": "synthetic",
-             "created_by": "posenet data synth", "config": repr(config)}
-    return write_dataset(path, fields, attrs, lossy=config.lossy)
+    return write_dataset(path, fields, synth_attrs(config, seed), lossy=config.lossy)
+
+
+def synth_attrs(config: SynthConfig, seed: int) -> dict[str, str]:
+    """The file attributes of a rendered set: they say which renderer, settings and seed made it."""
+    return {"source": f"{SOURCE} mode={config.mode} seed={seed}", "split": "synthetic",
+            "created_by": "posenet data synth", "config": repr(config)}
+
+
+def is_current(path: str | os.PathLike, config: SynthConfig, seed: int) -> bool:
+    """Whether `path` holds a set this renderer would make now with `config` and `seed`, so a
+    cached split is reused only while the renderer and its settings are unchanged."""
+    import h5py
+
+    expected = synth_attrs(config, seed)
+    try:
+        with h5py.File(path, "r") as handle:
+            return all(handle.attrs.get(key) == expected[key] for key in ("source", "config"))
+    except OSError:
+        return False
 
 
 def _check_config(config: SynthConfig, n: int, workers: int) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -38,3 +40,22 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def staged_outputs(directory: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden folder inside `directory`; its files replace their namesakes in
+    `directory` only once the block finishes, so files that belong together (a report, its
+    table and its plots) are never left half old, half new.
+
+    On any exception the folder is removed and `directory` is left untouched.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staged-", dir=directory))
+    try:
+        yield staging
+        for path in sorted(staging.iterdir()):
+            os.replace(path, directory / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from posenet.errors import PosenetError
-from posenet.fileio import atomic_output
+from posenet.fileio import atomic_output, staged_outputs
 
 MODELS = ("C1_NET", "C2_NET", "C_RESNET")
 LOSSES = ("mse", "geodesic")
@@ -108,7 +108,10 @@ def synthetic_splits(preset: Preset, data_dir: Path) -> dict[str, Path]:
     paths = {}
     for split in SPLITS:
         path = data_dir / f"synth-{preset.image_size}px-{split}-{sizes[split]}-seed{SPLIT_SEEDS[split]}.h5"
-        if not path.is_file():
+        current = synth.is_current(path, config, SPLIT_SEEDS[split])
+        if path.is_file() and not current:
+            print(f"{path}: rendered by another renderer version or settings; rendering it again")
+        if not current:
             start = time.perf_counter()
             synth.write_synth(path, config, sizes[split], seed=SPLIT_SEEDS[split], progress=True)
             print(f"rendered {path} ({sizes[split]} images, {time.perf_counter() - start:.0f} s)")
@@ -131,8 +134,8 @@ def given_splits(files: list[str]) -> dict[str, Path]:
 # --- arms ---------------------------------------------------------------------------------------
 
 def check_same_settings(run_dir: Path, config) -> None:
-    """A finished arm is reused only if it was trained with the settings asked for now
-    (so `--epochs 24` on a work directory of 8-epoch runs fails instead of reporting them)."""
+    """An arm is reused (or resumed) only with the settings asked for now, so `--epochs 24` on
+    a work directory of 8-epoch runs fails instead of reporting or extending them."""
     from dataclasses import asdict
 
     from posenet import train
@@ -157,8 +160,9 @@ def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path,
                                input_size=preset.input_size, schedule=preset.schedule, weights=weights,
                                augment=preset.augment, rotation_deg=preset.rotation_deg, photometric=False,
                                boxes=preset.boxes)
-    if (run_dir / train.DONE).exists():
+    if (run_dir / train.CONFIG).is_file():  # finished, or interrupted and about to resume
         check_same_settings(run_dir, config)
+    if (run_dir / train.DONE).exists():
         print(f"{arm}: already trained ({run_dir}), skipped")
         return run_dir
     print(f"{arm}: training {config.epochs} epochs at {config.input_size} px")
@@ -197,7 +201,10 @@ def baseline_rows(splits: dict[str, Path], test, with_pnp: bool) -> list[tuple[R
 
     names = ["mean"]
     if with_pnp:
-        names += ["pnp-oracle", "pnp"]
+        has_landmarks = "pt2d_68" in test or "pt3d_68" in test
+        names += ["pnp-oracle", "pnp"] if has_landmarks else ["pnp"]
+        if not has_landmarks:
+            print(f"{splits['test']}: no 68-landmark labels, so no pnp-oracle row")
     rows = []
     for name in names:
         result = evaluate.evaluate(evaluate.make_predictor(name, train=splits["train"]), test)
@@ -263,6 +270,10 @@ def write_markdown(rows: list[Row], preset: Preset, splits: dict[str, Path], run
         *_table(rows),
         "",
     ]
+    n_test = counts["test"]
+    text += [f"**Coverage:** {row.model}'s figures average over the {n_test - row.summary['failures']} of {n_test} "
+             "test faces it gave a pose for; the nets answer for all of them." for row in rows
+             if row.summary["failures"] > n_test / 10] + [""]
     if best:
         reached = "reaches" if best.summary["mae"] <= TARGET_MAE_DEG else "does not reach"
         text += [f"Best learned arm: **{best.model} / {best.loss}**, MAE {best.summary['mae']:.2f} deg, "
@@ -360,7 +371,8 @@ def run_study(preset: Preset, arms: list[str], workdir: Path, results: Path, dat
     from posenet import plots
 
     start = time.perf_counter()
-    results.mkdir(parents=True, exist_ok=True)
+    if results.exists() and not results.is_dir():
+        raise PosenetError(f"--results {results}: is a file, expected a directory")
     splits = given_splits(data) if data else synthetic_splits(preset, workdir / "data")
     runs_dir = workdir / "runs"
     test = h5format.read_dataset(splits["test"])
@@ -372,12 +384,13 @@ def run_study(preset: Preset, arms: list[str], workdir: Path, results: Path, dat
     rows = [row for *_, row, _ in evaluated] + [row for row, _ in baselines]
     errors = {arm: errs for arm, _, _, errs in evaluated} | {row.model: errs for row, errs in baselines}
     histories = {arm: _history(run_dir) for arm, run_dir, *_ in evaluated}
-    plots.learning_curves(histories, results / "learning_curves.png")
-    plots.error_vs_yaw(errors, results / "error_vs_yaw.png")
-    plots.cumulative_error(errors, results / "cumulative_error.png")
-    write_csv(rows, results / "study.csv")
     wall_s = record_wall_time(workdir, time.perf_counter() - start)
-    write_markdown(rows, preset, splits, runs_dir, not data, weights, wall_s, results / "study.md", histories)
+    with staged_outputs(results) as staging:  # the report, table and plots are replaced together
+        plots.learning_curves(histories, staging / "learning_curves.png")
+        plots.error_vs_yaw(errors, staging / "error_vs_yaw.png")
+        plots.cumulative_error(errors, staging / "cumulative_error.png")
+        write_csv(rows, staging / "study.csv")
+        write_markdown(rows, preset, splits, runs_dir, not data, weights, wall_s, staging / "study.md", histories)
     return rows
 
 
@@ -388,10 +401,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs=3, metavar=("TRAIN", "VAL", "TEST"), default=None,
                         help="real converted HDF5 files instead of the synthetic splits")
     parser.add_argument("--arms", default=None, help=f"comma-separated subset of {', '.join(ARMS)} (or model names)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="where study.md/csv and plots go")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="where study.md/csv and plots go (default: results/ for the whole study, "
+                             "WORKDIR/results for an --arms subset, so a partial study never replaces the full report)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="data cache and runs (default: work/study, or work/study-PRESET for other presets)")
-    parser.add_argument("--weights", default=None, help="local ResNet50 ImageNet weights file for C_RESNET")
+    parser.add_argument("--weights", default=None, help="C_RESNET backbone: a local ResNet50 ImageNet .h5 file, or imagenet (Keras cache only; never downloads)")
     parser.add_argument("--epochs", type=int, default=None, help="override every arm's epochs")
     parser.add_argument("--schedule", choices=("constant", "original", "cosine"), default=None,
                         help="override the preset's learning-rate schedule (see posenet train --help)")
@@ -402,18 +417,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     preset = PRESETS["tiny" if args.smoke else args.preset]
-    if args.epochs:
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise PosenetError(f"--epochs {args.epochs}: must be at least 1")
         preset = replace(preset, epochs={model: args.epochs for model in MODELS})
     preset = replace(preset, boxes=args.boxes, schedule=args.schedule or preset.schedule)
-    if args.weights and not Path(args.weights).is_file():
+    if args.weights and args.weights != "imagenet" and not Path(args.weights).is_file():
         raise PosenetError(f"--weights {args.weights}: no such file")
     default_dir = "work/study" if preset.name == "quick" and not args.data else f"work/study-{preset.name}"
     workdir = args.workdir or Path(default_dir + ("-data" if args.data else ""))
+    arms = parse_arms(args.arms)
+    results = args.results or (Path("results") if arms == list(ARMS) else workdir / "results")
     start = time.perf_counter()
-    rows = run_study(preset, parse_arms(args.arms), workdir, args.results, args.data, args.weights)
+    rows = run_study(preset, arms, workdir, results, args.data, args.weights)
     learned = [row for row in rows if row.params]
     best = min(learned, key=lambda row: row.summary["mae"]) if learned else None
     print(f"TensorBoard: tensorboard --logdir {workdir / 'runs'}")
-    print(f"wrote {args.results / 'study.md'}, {args.results / 'study.csv'} and 3 plots: {len(rows)} rows in "
+    print(f"wrote {results / 'study.md'}, {results / 'study.csv'} and 3 plots: {len(rows)} rows in "
           f"{time.perf_counter() - start:.0f} s" + (f"; best {best.model}/{best.loss} MAE {best.summary['mae']:.2f} deg"
                                                     if best else ""))

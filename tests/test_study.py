@@ -6,8 +6,10 @@ import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from data_tools import h5format, synth
 from posenet import cli, study
 from posenet.errors import PosenetError
 
@@ -107,13 +109,31 @@ def test_interrupted_results_writing_leaves_whole_files(smoke, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(study, "write_markdown", interrupted)  # dies after the CSV, before the report
+    table = (smoke["results"] / "study.csv").read_text()
+    monkeypatch.setattr(study, "write_markdown", interrupted)  # dies after the plots and CSV, before the report
     with pytest.raises(KeyboardInterrupt):
         study.run_study(study.PRESETS["tiny"], ["C1_NET-mse"], smoke["root"] / "work", smoke["results"])
-    assert (smoke["results"] / "study.md").read_text() == markdown  # untouched
-    rows = _rows(smoke["results"] / "study.csv")  # replaced whole: the one arm and the mean row
-    assert [row["model"] for row in rows] == ["C1_NET", "mean"]
-    assert not list(smoke["results"].glob("*.tmp"))
+    assert (smoke["results"] / "study.md").read_text() == markdown  # untouched, and so is its table
+    assert (smoke["results"] / "study.csv").read_text() == table
+    assert not list(smoke["results"].glob("*.tmp")) and not list(smoke["results"].glob(".staged-*"))
+
+
+def test_a_subset_study_does_not_replace_the_full_report(smoke, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default --results is results/ relative to here
+    workdir = smoke["root"] / "work"
+    assert cli.main(["study", "--smoke", "--workdir", str(workdir), "--arms", "C1_NET-mse"]) == 0
+    assert not (tmp_path / "results").exists()
+    assert [row["model"] for row in _rows(workdir / "results" / "study.csv")] == ["C1_NET", "mean"]
+    assert str(workdir / "results" / "study.md") in capsys.readouterr().out
+
+
+def test_pnp_oracle_row_needs_landmark_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    fields = {"images": [h5format.encode_image(rng.integers(0, 255, (48, 48, 3), np.uint8)) for _ in range(3)],
+              "quats": np.tile(np.float32([0, 0, 0, 1]), (3, 1)), "rois": np.tile(np.float32([8, 8, 40, 40]), (3, 1))}
+    path = h5format.write_dataset(tmp_path / "no-landmarks.h5", fields)
+    rows = study.baseline_rows({"train": path, "test": path}, h5format.read_dataset(path), with_pnp=True)
+    assert [row.model for row, _ in rows] == ["mean", "pnp"]
 
 
 def test_arms_option_and_bad_data():
@@ -123,3 +143,20 @@ def test_arms_option_and_bad_data():
         study.parse_arms("VGG")
     with pytest.raises(PosenetError, match="no such dataset file"):
         study.given_splits(["/nonexistent/a.h5", "/nonexistent/b.h5", "/nonexistent/c.h5"])
+
+
+def test_a_stale_cached_split_is_rendered_again(smoke, tmp_path, capsys):
+    import shutil
+
+    import h5py
+
+    data_dir = shutil.copytree(smoke["root"] / "work" / "data", tmp_path / "data")
+    paths = study.synthetic_splits(study.PRESETS["tiny"], data_dir)
+    reused = {split: os.stat(path).st_mtime_ns for split, path in paths.items()}
+    with h5py.File(paths["val"], "a") as handle:  # as if an older renderer had made it
+        handle.attrs["source"] = "posenet-synth v0 mode=face seed=2002"
+    assert study.synthetic_splits(study.PRESETS["tiny"], data_dir) == paths
+    assert "rendering it again" in capsys.readouterr().out
+    assert os.stat(paths["train"]).st_mtime_ns == reused["train"]  # current splits are kept
+    with h5py.File(paths["val"], "r") as handle:
+        assert handle.attrs["source"].startswith(synth.SOURCE)
