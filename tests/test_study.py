@@ -124,6 +124,8 @@ def test_a_subset_study_does_not_replace_the_full_report(smoke, tmp_path, monkey
     assert cli.main(["study", "--smoke", "--workdir", str(workdir), "--arms", "C1_NET-mse"]) == 0
     assert not (tmp_path / "results").exists()
     assert [row["model"] for row in _rows(workdir / "results" / "study.csv")] == ["C1_NET", "mean"]
+    report = (workdir / "results" / "study.md").read_text()
+    assert "`posenet study --preset tiny --arms C1_NET-mse`" in report and "C2_NET 1" not in report
     assert str(workdir / "results" / "study.md") in capsys.readouterr().out
 
 
