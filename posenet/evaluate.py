@@ -68,24 +68,6 @@ def _rotvec_predictions(network, dataset: h5format.Dataset, pipe, name: str) -> 
     return quats
 
 
-def _check_config_json(run_dir: Path) -> None:
-    """Fail with one line naming the run's config.json when it exists but is not a JSON object.
-
-    `train.load_run` would report it against the checkpoint; a missing file is left to it.
-    """
-    from posenet.train import CONFIG
-
-    path = run_dir / CONFIG
-    if not path.is_file():
-        return
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise PosenetError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
-        raise PosenetError(f"{path}: no 'train' settings (not a config.json written by posenet train)")
-
-
 def _pipeline_config(run_dir: Path, config: dict):
     """The run's stored pipeline settings for evaluation (no augmentation, no shuffling)."""
     from posenet import pipeline
@@ -107,7 +89,6 @@ class KerasRunPredictor:
         from posenet.train import load_run
 
         run_dir = Path(run_dir)
-        _check_config_json(run_dir)
         self.model, config = load_run(run_dir)
         task = config["train"].get("task", "rotvec")
         if task != "rotvec":

@@ -140,7 +140,7 @@ def check_same_settings(run_dir: Path, config) -> None:
 
     from posenet import train
 
-    stored = json.loads((run_dir / train.CONFIG).read_text())["train"]
+    stored = train.read_config(run_dir)["train"]
     for key, value in asdict(config).items():
         if key in stored and stored[key] != value:
             raise PosenetError(f"{run_dir}: trained with {key}={stored[key]!r}, this study asks {value!r}; "

@@ -474,13 +474,25 @@ def load_run(run_dir: str | Path) -> tuple[keras.Model, dict]:
     checkpoint = next((run_dir / name for name in (BEST, LAST) if (run_dir / name).is_file()), None)
     if checkpoint is None:
         raise PosenetError(f"{run_dir}: no checkpoint ({BEST} or {LAST}); train it first with posenet train")
+    config = read_config(run_dir)
     try:
-        config = json.loads((run_dir / CONFIG).read_text())
         builder_module(config["train"]["model"])  # custom layers must be registered before loading
         model = keras.models.load_model(checkpoint, compile=False)
     except (OSError, ValueError, KeyError) as error:
         raise PosenetError(f"{checkpoint}: cannot load the run ({error})") from None
     return model, config
+
+
+def read_config(run_dir: Path) -> dict:
+    """A run's config.json, checked to hold the "train" settings; one line naming the file otherwise."""
+    path = run_dir / CONFIG
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise PosenetError(f"{path}: cannot read the run's settings ({error})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("train"), dict):
+        raise PosenetError(f"{path}: no 'train' settings (not a config.json written by posenet train)")
+    return config
 
 
 # --- benchmark ----------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def test_bad_input_gives_one_clear_line(problem, data_file, tmp_path, capsys):
 
 @pytest.mark.parametrize("config_text, problem", [
     (json.dumps({"train": {"model": "C1_NET"}}), "no 'pipeline' settings"),
-    ('{"train": {"model": "C1_NET"}, "pipeline": ', "not valid JSON"),
+    ('{"train": {"model": "C1_NET"}, "pipeline": ', "cannot read the run's settings"),
     (json.dumps({"train": {"model": "C1_NET"}, "pipeline": {"no_such_field": 1}}), "not understood"),
 ], ids=["no-pipeline", "bad-json", "unknown-field"])
 def test_a_run_with_a_bad_config_is_one_line_naming_it(config_text, problem, data_file, tmp_path, capsys):
