@@ -136,15 +136,13 @@ def given_splits(files: list[str]) -> dict[str, Path]:
 def check_same_settings(run_dir: Path, config) -> None:
     """An arm is reused (or resumed) only with the settings asked for now, so `--epochs 24` on
     a work directory of 8-epoch runs fails instead of reporting or extending them."""
-    from dataclasses import asdict
-
     from posenet import train
 
-    stored = train.read_config(run_dir)["train"]
-    for key, value in asdict(config).items():
-        if key in stored and stored[key] != value:
-            raise PosenetError(f"{run_dir}: trained with {key}={stored[key]!r}, this study asks {value!r}; "
-                               "use another --workdir (or delete the run to retrain it)")
+    changed = train.changed_setting(run_dir, config)
+    if changed:
+        key, stored, asked = changed
+        raise PosenetError(f"{run_dir}: trained with {key}={stored!r}, this study asks {asked!r}; "
+                           "use another --workdir (or delete the run to retrain it)")
 
 
 def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path, weights: str | None) -> Path:
@@ -447,7 +445,7 @@ def run(args: argparse.Namespace) -> None:
     default_dir = "work/study" if preset.name == "quick" and not args.data else f"work/study-{preset.name}"
     workdir = args.workdir or Path(default_dir + ("-data" if args.data else ""))
     arms = parse_arms(args.arms)
-    results = args.results or (Path("results") if arms == list(ARMS) else workdir / "results")
+    results = args.results or (Path("results") if set(arms) == set(ARMS) else workdir / "results")
     start = time.perf_counter()
     rows = run_study(preset, arms, workdir, results, args.data, args.weights)
     learned = [row for row in rows if row.params]

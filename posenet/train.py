@@ -370,20 +370,34 @@ def read_history(run_dir: Path) -> list[dict[str, str]]:
     return sorted(rows.values(), key=lambda row: int(row["epoch"]))
 
 
+RESUME_KEYS = ("model", "loss", "input_size", "train", "val")  # what `posenet train` must keep to resume a run
+
+
+def changed_setting(run_dir: Path, config: TrainConfig,
+                    keys: Sequence[str] | None = None) -> tuple[str, object, object] | None:
+    """(key, stored, asked) for the first of `keys` (default: every setting the run stored)
+    whose value in the run's config.json differs from `config`'s; None when all agree."""
+    stored = read_config(run_dir)["train"]
+    asked = asdict(config)
+    for key in keys if keys is not None else [key for key in asked if key in stored]:
+        if stored.get(key) != asked[key]:
+            return key, stored.get(key), asked[key]
+    return None
+
+
 def prepare_run_dir(config: TrainConfig) -> Path:
     """Create the run directory, or check that an unfinished one belongs to the same run."""
     run_dir = config.run_dir
     if (run_dir / DONE).exists():
         raise PosenetError(f"{run_dir}: this run already finished; choose another --run-name or delete it")
-    stored = run_dir / CONFIG
-    if stored.is_file():
-        previous = json.loads(stored.read_text())["train"]
-        for key in ("model", "loss", "input_size", "train", "val"):
-            if previous.get(key) != getattr(config, key):
-                raise PosenetError(f"{run_dir}: holds an unfinished run with {key}={previous.get(key)!r}, "
-                                   f"not {getattr(config, key)!r}; choose another --run-name")
+    if (run_dir / CONFIG).is_file():
+        changed = changed_setting(run_dir, config, RESUME_KEYS)
+        if changed:
+            key, stored, asked = changed
+            raise PosenetError(f"{run_dir}: holds an unfinished run with {key}={stored!r}, "
+                               f"not {asked!r}; choose another --run-name")
     run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_output(stored) as tmp:
+    with atomic_output(run_dir / CONFIG) as tmp:
         tmp.write_text(json.dumps({"train": asdict(config), "pipeline": asdict(pipeline_config(config))}, indent=2))
     return run_dir
 
