@@ -28,8 +28,8 @@ import cv2
 import dlib
 import numpy as np
 
-from posenet.errors import PosenetError
-from posenet.geometry import box_iou
+from posenet.core.errors import PosenetError
+from posenet.core.geometry import box_iou
 
 DETECTORS = ("hog", "cnn", "haar")
 MODEL_PACKAGE = "face_recognition_models"  # ships dlib's model files (never downloaded)

@@ -47,10 +47,10 @@ import numpy as np
 from tqdm import tqdm
 
 from baselines.detect import DETECTORS, as_rgb_uint8, best_face, choose_face, detect_faces, packaged_model
-from data_tools.h5format import Dataset
-from posenet import geometry
-from posenet.errors import PosenetError
-from posenet.facemodel import LANDMARKS_68
+from posenet.core import geometry
+from posenet.core.errors import PosenetError
+from posenet.core.facemodel import LANDMARKS_68
+from posenet.core.h5format import Dataset
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 METHODS = {"iterative": cv2.SOLVEPNP_ITERATIVE, "epnp": cv2.SOLVEPNP_EPNP, "sqpnp": cv2.SOLVEPNP_SQPNP}

@@ -39,11 +39,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from data_tools.h5format import Dataset, encode_image, read_dataset, write_dataset
-from posenet import geometry
-from posenet.errors import PosenetError
-from posenet.facemodel import FLIP_PERMUTATION_68
-from posenet.fileio import check_writable
+from posenet.core import geometry
+from posenet.core.errors import PosenetError
+from posenet.core.facemodel import FLIP_PERMUTATION_68
+from posenet.core.fileio import check_writable
+from posenet.core.h5format import Dataset, encode_image, read_dataset, write_dataset
 
 ORIGINAL_GROUPS_DEG = ((-11.0, 0.0, 5.0), (-7.0, 0.0, 13.0), (-19.0, 0.0, 31.0), (-29.0, 0.0, 17.0))
 LANDMARK_FIELDS = ("pt3d_68", "pt2d_68")

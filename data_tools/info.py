@@ -16,9 +16,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from data_tools.h5format import SCHEMA
-from posenet.errors import PosenetError
-from posenet.geometry import ypr_deg
+from posenet.core.errors import PosenetError
+from posenet.core.geometry import ypr_deg
+from posenet.core.h5format import SCHEMA
 
 BAR_WIDTH = 40
 ANGLE_EDGES = {"yaw": np.arange(-180, 181, 15), "pitch": np.arange(-90, 91, 15), "roll": np.arange(-180, 181, 15)}

@@ -15,13 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from data_tools.h5format import Dataset, read_dataset
-from posenet.errors import PosenetError
-from posenet.fileio import atomic_output
-from posenet.geometry import quat_to_matrix, ypr_deg
+from posenet.core.draw import draw_axes
+from posenet.core.errors import PosenetError
+from posenet.core.fileio import atomic_output
+from posenet.core.geometry import ypr_deg
+from posenet.core.h5format import Dataset, read_dataset
 
 TILE = 200  # tile side, pixels (a 4x4 sheet of synthetic faces stays under 1 MB)
-AXIS_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255))  # RGB: x red, y green, z blue
 BOX_COLOUR = (255, 220, 0)
 LANDMARK_COLOUR = (0, 255, 0)
 JAW_COLOUR = (0, 220, 255)
@@ -42,18 +42,6 @@ def _letterbox(image: np.ndarray, side: int) -> tuple[np.ndarray, float, np.ndar
 
 def _point(xy: np.ndarray) -> tuple[int, int]:
     return int(round(float(xy[0]))), int(round(float(xy[1])))
-
-
-def draw_axes(image: np.ndarray, quat: np.ndarray, center: np.ndarray, length: float,
-              thickness: int = 2, colours: tuple = AXIS_COLOURS) -> None:
-    """Draw the head's x, y, z axes (columns of R, projected orthographically) at `center`, in place.
-
-    The axis pointing away from the camera is drawn first, so nearer axes stay on top.
-    """
-    rotation = quat_to_matrix(quat)
-    for k in np.argsort(-rotation[2]):
-        end = np.asarray(center, dtype=np.float64) + length * rotation[:2, k]
-        cv2.line(image, _point(center), _point(end), colours[k], thickness, cv2.LINE_AA)
 
 
 def draw_sample(dataset: Dataset, index: int, side: int = TILE) -> np.ndarray:

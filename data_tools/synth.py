@@ -3,7 +3,7 @@
 One parametric head mesh in millimetres is built once (`head_mesh`): a star-shaped surface
 around the head centre (skull, face, jaw and neck from a radius function over the unit
 sphere: an ellipsoid and a cylinder, bent through the landmarks and a few extra face points
-by a thin-plate spline), two ears and the shoulders. Its vertices include the 68 landmarks of `posenet.facemodel`
+by a thin-plate spline), two ears and the shoulders. Its vertices include the 68 landmarks of `posenet.core.facemodel`
 exactly, so the labels are points of the rendered surface. Identity and expression are
 small vertex offsets along a handful of smooth procedural fields (`BASIS_NAMES`); the
 landmark vertices move with the surface, so a sample's model points are
@@ -42,11 +42,11 @@ from scipy.interpolate import RBFInterpolator
 from scipy.spatial import ConvexHull
 from tqdm import tqdm
 
-from data_tools.h5format import encode_image, write_dataset
-from posenet.errors import PosenetError
-from posenet.facemodel import HEAD_SIZE_MM, LANDMARKS_68
-from posenet.fileio import check_writable
-from posenet.geometry import aflw_to_quat, head_coords, project, quat_to_matrix, quat_to_rotvec, rotvec_to_matrix
+from posenet.core.errors import PosenetError
+from posenet.core.facemodel import HEAD_SIZE_MM, LANDMARKS_68
+from posenet.core.fileio import check_writable
+from posenet.core.geometry import aflw_to_quat, head_coords, project, quat_to_matrix, quat_to_rotvec, rotvec_to_matrix
+from posenet.core.h5format import encode_image, write_dataset
 
 MODES = ("face", "scene")
 FACE_SIZE = 256  # default face-crop side, pixels
@@ -1028,7 +1028,7 @@ def _iter_samples(config: SynthConfig, n: int, seed: int, workers: int, progress
 
 
 def synthesize(config: SynthConfig, n: int, seed: int, workers: int = 2, progress: bool = False) -> dict[str, object]:
-    """Render samples 0..n-1: a dict of fields as data_tools.h5format.write_dataset takes them.
+    """Render samples 0..n-1: a dict of fields as posenet.core.h5format.write_dataset takes them.
 
     With workers > 1 the samples are rendered in forkserver processes; a script that calls
     this at import time must do so under `if __name__ == "__main__":`.

@@ -18,7 +18,7 @@ import os
 import sys
 from typing import NamedTuple, Sequence
 
-from posenet.errors import PosenetError
+from posenet.core.errors import PosenetError
 
 
 class Command(NamedTuple):
@@ -38,9 +38,9 @@ DATA_COMMANDS = (
 COMMANDS = (
     Command("train", "posenet.train", "train one network on one loss (Keras fit, TensorBoard logs)"),
     Command("evaluate", "posenet.evaluate", "evaluate a run, an ONNX model or a baseline on a dataset"),
-    Command("study", "posenet.study", "the baseline study: all arms, results table and plots in results/"),
+    Command("study", "posenet.study.command", "the baseline study: all arms, results table and plots in results/"),
     Command("export", "posenet.export", "export a trained run to ONNX (optionally Opentrack's contract)"),
-    Command("track", "posenet.track", "track a head in a video, camera or image folder (ONNX Runtime only)"),
+    Command("track", "posenet.tracker.track", "track a head in a video, camera or image folder (ONNX Runtime only)"),
     Command("bench", "posenet.bench", "performance figures (renderer, input pipeline, caches, PnP, tracker)"),
 )
 

@@ -1,11 +1,11 @@
 """`posenet export RUN --out F.onnx [--opentrack | --full]`: a trained run -> ONNX, checked.
 
 tf2onnx converts a `tf.function` with an explicit input signature (opset 17). Variants:
-- `--opentrack` (pose net or localizer): Opentrack's contract (DESIGN.md §6, `posenet.contract`):
+- `--opentrack` (pose net or localizer): Opentrack's contract (DESIGN.md §6, `posenet.tracker.contract`):
   input `x` float32 [1, 1, H, W] (NCHW; the transpose to Keras' NHWC is inside the graph),
   only the contract's outputs, in the contract's order; the pose net carries
   `model_version` 4 and the doc string Opentrack's own file has. The file is re-checked with
-  `posenet.contract` before it is kept.
+  `posenet.tracker.contract` before it is kept.
 - `--full` (the default for tracker nets): Keras' NHWC input with a dynamic batch, every output.
 - study runs (task "rotvec"): input NHWC float32 [N, S, S, 3], already normalised as the run's
   pipeline does; output `rotvec`; metadata_props `posenet_task=rotvec`, `input_size`,
@@ -28,12 +28,13 @@ import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 
-from data_tools import h5format
-from posenet import contract, pipeline
-from posenet.errors import PosenetError
-from posenet.fileio import atomic_output, check_writable
-from posenet.models.registry import model_entry
-from posenet.train import load_run
+from posenet.core import h5format
+from posenet.core.errors import PosenetError
+from posenet.core.fileio import atomic_output, check_writable
+from posenet.study import pipeline
+from posenet.tracker import contract
+from posenet.training.registry import model_entry
+from posenet.training.runs import load_run
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4

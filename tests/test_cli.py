@@ -2,8 +2,9 @@
 
 import pytest
 
-from posenet import cli, fileio
-from posenet.errors import PosenetError
+from posenet import cli
+from posenet.core import fileio
+from posenet.core.errors import PosenetError
 
 
 def test_top_level_help_lists_every_command(capsys):

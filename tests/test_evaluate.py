@@ -12,11 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
-from data_tools import h5format
-from posenet import cli, evaluate, geometry
-from posenet.pipeline import PipelineConfig
+from posenet import cli, evaluate
+from posenet.core import evaluation, geometry, h5format
+from posenet.study import predict
+from posenet.study.pipeline import PipelineConfig
 
-SUMMARY_KEYS = {"n", "failures", "mae_yaw", "mae_pitch", "mae_roll", "mae", "geodesic_mean", "geodesic_median", "acc10"}
+SUMMARY_KEYS = {"n", "failures", "mae_yaw", "mae_pitch", "mae_roll", "mae", "geodesic_mean", "geodesic_median", "acc10",
+                "bias_yaw", "bias_pitch", "bias_roll"}
 COUNT = 10
 
 
@@ -46,7 +48,7 @@ class Oracle:
 
 
 def test_perfect_predictor_gives_zero_errors(data_file):
-    result = evaluate.evaluate(Oracle(), h5format.read_dataset(data_file))
+    result = evaluation.evaluate(Oracle(), h5format.read_dataset(data_file))
     assert set(result.summary) == SUMMARY_KEYS
     assert result.summary["n"] == COUNT and result.summary["failures"] == 0
     for key in SUMMARY_KEYS - {"n", "failures", "acc10"}:
@@ -56,7 +58,7 @@ def test_perfect_predictor_gives_zero_errors(data_file):
 
 def test_nan_rows_are_failures_left_out_of_means(data_file):
     dataset = h5format.read_dataset(data_file)
-    result = evaluate.evaluate(Oracle(failed=(2, 5)), dataset)
+    result = evaluation.evaluate(Oracle(failed=(2, 5)), dataset)
     assert result.summary["failures"] == 2 and result.summary["n"] == COUNT
     assert result.summary["mae"] == pytest.approx(0.0, abs=1e-3)
     assert np.isnan(result.errors["geodesic"][[2, 5]]).all()
@@ -87,7 +89,7 @@ def test_cli_writes_csv_and_json(data_file, tmp_path, capsys):
     assert set(summary) == SUMMARY_KEYS and summary["n"] == COUNT
     with open(tmp_path / "s.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == COUNT and tuple(rows[0]) == evaluate.CSV_COLUMNS
+    assert len(rows) == COUNT and tuple(rows[0]) == evaluation.CSV_COLUMNS
     assert [int(row["index"]) for row in rows] == list(range(COUNT))
     truth = geometry.ypr_deg(h5format.read_dataset(data_file)["quats"])
     np.testing.assert_allclose([float(rows[3][f"{a}_true"]) for a in ("yaw", "pitch", "roll")], truth[3], atol=1e-3)
@@ -163,14 +165,14 @@ def test_onnx_rotvec_predictor_crops_the_exported_boxes(props, boxes):
     """The face-box source comes from the export's metadata; older exports without it used the file's."""
     session = SimpleNamespace(get_inputs=lambda: [SimpleNamespace(name="x")])
     metadata = {"posenet_task": "rotvec", "input_size": "32", "normalization": "unit", "margin": "0.2", **props}
-    predictor = evaluate.OnnxRotvecPredictor(Path("net.onnx"), session, metadata)
+    predictor = predict.OnnxRotvecPredictor(Path("net.onnx"), session, metadata)
     assert predictor.pipe.boxes == boxes and predictor.pipe.input_size == 32 and predictor.pipe.margin == 0.2
 
 
 def test_a_tracker_run_is_loaded_and_pointed_to_export(data_file, tmp_path, capsys):
     """A pose_net run loads (its custom layers register) and evaluate says to export it first."""
-    from posenet.models.registry import build_model
-    from posenet.train import load_run
+    from posenet.training.registry import build_model
+    from posenet.training.runs import load_run
 
     run = tmp_path / "pose_run"
     run.mkdir()

@@ -8,12 +8,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from tracker_fixtures import face_file, scene_file
 
-from data_tools import h5format
-from posenet import contract, evaluate, export, geometry
+from posenet import evaluate, export
 from posenet.cli import main
-from posenet.errors import PosenetError
-from test_tracker_models import face_file, scene_file
+from posenet.core import geometry, h5format
+from posenet.core.errors import PosenetError
+from posenet.tracker import contract
 
 
 def _train(tmp_path, model: str, make_file, count: int, extra=()) -> str:

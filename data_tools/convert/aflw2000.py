@@ -6,7 +6,7 @@ and `pt2d` (2x21 AFLW points here, 2x68 in 300W-LP). Fields written per sample:
 
 - `quats`: `geometry.aflw_to_quat(Pose_Para[:3])` (DESIGN.md §2).
 - `pose_para`: the raw (pitch, yaw, roll) in radians, float32, kept so that the
-  evaluation protocol (`data_tools.protocol`) filters on the raw values, as the
+  evaluation protocol (`posenet.core.protocol`) filters on the raw values, as the
   literature does.
 - `pt3d_68`: x, y as given; z negated (our z points into the screen) and shifted so
   that the head centre is at depth 0.
@@ -33,8 +33,8 @@ import numpy as np
 import scipy.io
 
 from data_tools.convert.archive import Archive, Skip, read_image, stem
-from posenet import geometry
-from posenet.facemodel import LANDMARKS_68
+from posenet.core import geometry
+from posenet.core.facemodel import LANDMARKS_68
 
 SOURCE = "AFLW2000-3D"
 ROI_MARGIN = 0.0  # fraction of the landmark box added on each side

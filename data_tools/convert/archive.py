@@ -22,8 +22,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from data_tools.h5format import decode_image, encode_image
-from posenet.errors import PosenetError
+from posenet.core.errors import PosenetError
+from posenet.core.h5format import decode_image, encode_image
 
 
 class Skip(Exception):

@@ -41,8 +41,8 @@ import numpy as np
 
 from data_tools.convert.aflw2000 import landmark_roi
 from data_tools.convert.archive import Archive, Skip, read_image
-from posenet import geometry
-from posenet.facemodel import LANDMARKS_68
+from posenet.core import geometry
+from posenet.core.facemodel import LANDMARKS_68
 
 SOURCE = "BIWI Kinect Head Pose"
 FRAME = re.compile(r"(?:^|/)\d+/frame_\d+_rgb\.png$")

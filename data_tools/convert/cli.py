@@ -22,9 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from data_tools.convert.archive import Archive, Skip, open_archive
-from data_tools.h5format import write_dataset
-from posenet.errors import PosenetError
-from posenet.fileio import check_writable
+from posenet.core.errors import PosenetError
+from posenet.core.fileio import check_writable
+from posenet.core.h5format import write_dataset
 
 FORMATS = {
     "aflw2000": "data_tools.convert.aflw2000",

@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 
 from data_tools.convert.archive import Archive, Skip, read_image
-from posenet import geometry
+from posenet.core import geometry
 
 SOURCE = "photos pseudo-labelled with dlib 68 landmarks + PnP"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")

@@ -24,7 +24,7 @@ import numpy as np
 
 from data_tools.convert import aflw2000
 from data_tools.convert.archive import Skip, read_image, stem
-from posenet import geometry
+from posenet.core import geometry
 
 SOURCE = "300W-LP"
 SUBSETS = ("AFW", "HELEN", "IBUG", "LFPW")

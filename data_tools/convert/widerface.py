@@ -35,8 +35,8 @@ import cv2
 import numpy as np
 
 from data_tools.convert.archive import Archive, Skip, read_image
-from data_tools.h5format import encode_image
-from posenet.errors import PosenetError
+from posenet.core.errors import PosenetError
+from posenet.core.h5format import encode_image
 
 SOURCE = "WIDER FACE"
 ANNOTATION = re.compile(r"(?:^|/)wider_face_(train|val|test)_bbx_gt[^/]*\.txt$")

@@ -1,0 +1,51 @@
+"""Evaluation protocols: which samples of a dataset count, stated once.
+
+`PROTOCOLS[name].mask(dataset)` returns a boolean array over the samples; `posenet
+evaluate --protocol NAME` keeps those. "aflw2000" is the literature's filter (Hopenet,
+FSA-Net, 6DRepNet, ...): keep samples whose raw `Pose_Para` |pitch|, |yaw| and |roll|
+are all <= 99 degrees (1969 of the 2000 images). It reads the raw angles that the
+converter stores as `pose_para`, because angles recomputed from the quaternion can fall
+on the other Euler branch near the limits and change the kept set; files without
+`pose_para` (e.g. Opentrack's) fall back to `geometry.quat_to_aflw(quats)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from posenet.core import geometry
+from posenet.core.h5format import Dataset
+
+AFLW_LIMIT_DEG = 99.0
+
+
+@dataclass(frozen=True)
+class Protocol:
+    description: str
+    mask: Callable[[Dataset], np.ndarray]
+
+
+def raw_aflw_angles(dataset: Dataset) -> np.ndarray:
+    """(N, 3) raw (pitch, yaw, roll) radians: `pose_para` when stored, else from `quats`."""
+    if "pose_para" in dataset:
+        return np.asarray(dataset["pose_para"], dtype=np.float64)
+    return geometry.quat_to_aflw(np.asarray(dataset["quats"]))
+
+
+def aflw2000_mask(dataset: Dataset) -> np.ndarray:
+    angles = np.degrees(np.abs(raw_aflw_angles(dataset)))
+    return np.all(angles <= AFLW_LIMIT_DEG, axis=1)
+
+
+def all_mask(dataset: Dataset) -> np.ndarray:
+    return np.ones(len(dataset), dtype=bool)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "all": Protocol("every sample", all_mask),
+    "aflw2000": Protocol(f"raw Pose_Para |pitch|, |yaw|, |roll| <= {AFLW_LIMIT_DEG:g} deg "
+                         "(1969 of AFLW2000-3D's 2000 images)", aflw2000_mask),
+}

@@ -1,1 +1,0 @@
-"""Network builders: one module per net, all registered in `posenet.models.registry`."""

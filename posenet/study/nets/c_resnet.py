@@ -1,0 +1,108 @@
+"""C_RESNET: a ResNet50 backbone with the study head, as two nested models.
+
+ResNet50 (include_top=False) -> [BN -> ReLU -> Dropout 0.3 -> Dense(1024) per position ->
+Flatten -> Dropout 0.5 -> Dense(3)]. The backbone and the head are nested sub-models named
+`BACKBONE` and `HEAD`, so training can run the frozen backbone once, cache its features
+and fit the head alone, while the saved model is still one network from image to rotvec.
+
+Weights never download at run time: "imagenet" uses the file already in the Keras cache
+(or fails with one line saying how to pass a local file), a path loads local weights, and
+None is random initialisation (tests).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+
+from posenet.core.errors import PosenetError
+from posenet.study.nets.c1_net import image_input, rotvec_head
+from posenet.training.registry import ModelConfig
+
+BACKBONE = "resnet50"
+HEAD = "head"
+RESNET_DROPOUT = (0.3, 0.5)
+IMAGENET_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+# The original study also trained these stages: "conv4_block4" unfreezes conv4_block4..6 and stage 5.
+TRAINABLE_FROM = ("conv4_block4",)
+
+
+def keras_cache_file(name: str) -> Path:
+    """Where keras.utils.get_file would have stored `name` (KERAS_HOME or ~/.keras)."""
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return home / "models" / name
+
+
+def resolve_weights(weights: str | None) -> str | None:
+    """None, "imagenet" or a path -> a local weights file (or None); never downloads."""
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        cached = keras_cache_file(IMAGENET_NOTOP)
+        if not cached.is_file():
+            raise PosenetError(
+                f"C_RESNET: ImageNet weights are not in the Keras cache ({cached}) and nothing may "
+                f"download; pass a local copy of {IMAGENET_NOTOP} with --weights PATH")
+        return str(cached)
+    if not Path(weights).is_file():
+        raise PosenetError(f"{weights}: no such ResNet50 weights file (use 'imagenet', a local .h5 file, or none)")
+    return str(weights)
+
+
+def set_backbone_trainable(backbone: keras.Model, trainable_from: str | None) -> None:
+    """Freeze the whole backbone (None) or train from the first layer named `trainable_from*` on."""
+    if trainable_from is None:
+        backbone.trainable = False
+        return
+    if trainable_from not in TRAINABLE_FROM:
+        raise PosenetError(f"--trainable-from {trainable_from}: choose none or {', '.join(TRAINABLE_FROM)}")
+    backbone.trainable = True
+    names = [layer.name for layer in backbone.layers]
+    start = next(i for i, name in enumerate(names) if name.startswith(trainable_from))
+    for layer in backbone.layers[:start]:
+        layer.trainable = False
+
+
+MIN_INPUT_SIZE = 32  # ResNet50's five stride-2 stages need at least 32 pixels
+
+
+def build_backbone(config: ModelConfig) -> keras.Model:
+    """ResNet50 without its top, for `config.input_size` (>= 32), with local weights or none.
+
+    The network is built first and the weights loaded after, so only a weights problem is
+    reported as one (a bad input size is its own one-line error).
+    """
+    if config.input_size < MIN_INPUT_SIZE:
+        raise PosenetError(f"--input-size {config.input_size}: C_RESNET needs at least {MIN_INPUT_SIZE} pixels")
+    weights = resolve_weights(config.weights)
+    shape = (config.input_size, config.input_size, 3)
+    backbone = keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape, name=BACKBONE)
+    if weights is not None:
+        try:
+            backbone.load_weights(weights)
+        except (OSError, ValueError) as error:
+            raise PosenetError(f"{config.weights}: cannot load ResNet50 weights ({error})") from None
+    set_backbone_trainable(backbone, config.trainable_from)
+    return backbone
+
+
+def build_head(feature_shape: tuple[int, ...]) -> keras.Model:
+    """The C_RESNET head as its own model: backbone features (H, W, 2048) -> rotvec (3,)."""
+    features = keras.Input(feature_shape, name="features")
+    return keras.Model(features, rotvec_head(features, dropout=RESNET_DROPOUT), name=HEAD)
+
+
+def build_c_resnet(config: ModelConfig) -> keras.Model:
+    """C_RESNET: image -> nested ResNet50 -> nested head -> rotvec (about 25.8M parameters at 224 px)."""
+    backbone = build_backbone(config)
+    head = build_head(tuple(backbone.output.shape[1:]))
+    inputs = image_input(config)
+    return keras.Model(inputs, head(backbone(inputs)), name="C_RESNET")
+
+
+def is_frozen(model: keras.Model) -> bool:
+    """True when `model` is a C_RESNET whose backbone has no trainable weight (features cacheable)."""
+    names = {layer.name for layer in model.layers}
+    return BACKBONE in names and not model.get_layer(BACKBONE).trainable_weights

@@ -1,0 +1,164 @@
+"""Training of the tracker's nets (registry tasks "pose" and "localizer").
+
+`posenet train --model pose_net|localizer` lands here (posenet.train delegates). A run
+directory has the same layout as a study run (config.json, best.keras, last.keras,
+history.csv, done, TensorBoard events), so `posenet.training.runs.Run` and `posenet export`
+read both. The saved checkpoints are the plain functional nets; the training wrapper below
+exists only while fitting.
+
+Losses (each logged on its own; `loss` is their weighted sum):
+- pose net: `quat` geodesic angle (radians, sign-invariant: q and -q are one rotation),
+  `pos_size` L1, `box` L1, `keypoints` L1 on points inside the patch, and `nll`: the Gaussian
+  negative log-likelihood of the (gradient-stopped) rotation and pos_size residuals under the
+  predicted lower-triangular scale factors, which trains the uncertainty outputs alone;
+- localizer: binary cross-entropy on the face logit, and box L1 on frames with a face.
+Metrics without weight: `geodesic_deg` (pose) and `face_accuracy` (localizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import keras
+from keras import ops
+
+from posenet.core.errors import PosenetError
+from posenet.tracker import data as tracker_data
+from posenet.training.registry import build_model, model_entry
+from posenet.training.rotations import conjugate, quat_angle, quat_to_rotvec, relative_quat
+from posenet.training.runs import Run
+
+TRACKER_TASKS = ("pose", "localizer")
+POSE_WEIGHTS = {"quat": 1.0, "pos_size": 1.0, "box": 1.0, "keypoints": 0.5, "nll": 0.02, "geodesic_deg": 0.0}
+LOCALIZER_WEIGHTS = {"bce": 1.0, "box": 2.0, "face_accuracy": 0.0}
+MIN_LR_FRACTION = 0.05  # cosine decay ends at this share of the initial rate
+
+
+# --- losses ------------------------------------------------------------------------------
+
+def tril_nll(residual, tril):
+    """Gaussian NLL (constant dropped) of residuals (B, 3) with covariance L L^T, L (B, 3, 3) lower."""
+    z0 = residual[:, 0] / tril[:, 0, 0]
+    z1 = (residual[:, 1] - tril[:, 1, 0] * z0) / tril[:, 1, 1]
+    z2 = (residual[:, 2] - tril[:, 2, 0] * z0 - tril[:, 2, 1] * z1) / tril[:, 2, 2]
+    log_det = ops.log(tril[:, 0, 0]) + ops.log(tril[:, 1, 1]) + ops.log(tril[:, 2, 2])
+    return 0.5 * (z0**2 + z1**2 + z2**2) + log_det
+
+
+def pose_loss_terms(y: dict, y_pred: dict) -> dict:
+    """Per-batch means of every pose-net loss term and metric."""
+    angle = quat_angle(relative_quat(y["quat"], y_pred["quat"]))
+    weights = y["keypoint_weights"][..., None]
+    keypoint_error = ops.sum(ops.abs(y_pred["keypoints"] - y["keypoints"]) * weights, axis=(1, 2))
+    rotation_residual = ops.stop_gradient(quat_to_rotvec(relative_quat(conjugate(y["quat"]), conjugate(y_pred["quat"]))))
+    pos_size_residual = ops.stop_gradient(y["pos_size"] - y_pred["pos_size"])
+    return {
+        "quat": ops.mean(angle),
+        "pos_size": ops.mean(ops.abs(y_pred["pos_size"] - y["pos_size"])),
+        "box": ops.mean(ops.abs(y_pred["box"] - y["box"])),
+        "keypoints": ops.mean(keypoint_error / (3.0 * ops.maximum(ops.sum(weights, axis=(1, 2)), 1.0))),
+        "nll": ops.mean(tril_nll(rotation_residual, y_pred["rotaxis_scales_tril"])
+                        + tril_nll(pos_size_residual, y_pred["pos_size_scales_tril"])),
+        "geodesic_deg": ops.mean(angle) * (180.0 / math.pi),
+    }
+
+
+def localizer_loss_terms(y: dict, y_pred: dict) -> dict:
+    """BCE on the face logit, box L1 on frames with a face, and the face accuracy at p = 0.5."""
+    target, output = y["logit_box"], y_pred["logit_box"]
+    face, logit = target[:, 0], output[:, 0]
+    box_error = ops.mean(ops.abs(output[:, 1:] - target[:, 1:]), axis=-1)
+    return {
+        "bce": ops.mean(ops.binary_crossentropy(face, logit, from_logits=True)),
+        "box": ops.sum(box_error * face) / ops.maximum(ops.sum(face), 1.0),
+        "face_accuracy": ops.mean(ops.cast(ops.equal(logit > 0.0, face > 0.5), "float32")),
+    }
+
+
+LOSS_TERMS: dict[str, tuple[Callable, dict]] = {
+    "pose": (pose_loss_terms, POSE_WEIGHTS),
+    "localizer": (localizer_loss_terms, LOCALIZER_WEIGHTS),
+}
+DATASETS = {"pose": tracker_data.pose_dataset, "localizer": tracker_data.localizer_dataset}
+
+
+class TrackerTraining(keras.Model):
+    """Wraps a multi-output net; the loss is a weighted sum of named terms, each logged as a metric."""
+
+    def __init__(self, net: keras.Model, task: str):
+        super().__init__(name=f"{net.name}_training")
+        self.net = net
+        self.terms, self.weights_by_term = LOSS_TERMS[task]
+        self.trackers = [keras.metrics.Mean(name=name) for name in self.weights_by_term]
+
+    def call(self, inputs, training=False):
+        return self.net(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        terms = self.terms(y, y_pred)
+        for tracker in self.trackers:
+            tracker.update_state(terms[tracker.name])
+        return sum(self.weights_by_term[name] * value for name, value in terms.items())
+
+
+# --- the run -----------------------------------------------------------------------------
+
+def _check_inputs(model_name: str, train_path: str, val_path: str, epochs: int, batch_size: int,
+                  learning_rate: float) -> str:
+    task = model_entry(model_name).task
+    if task not in TRACKER_TASKS:
+        raise PosenetError(f"--model {model_name}: not a tracker model (task {task}); use posenet.study.train")
+    for name, path in (("train", train_path), ("val", val_path)):
+        if not Path(path).is_file():
+            raise PosenetError(f"{path or '(none)'}: no such {name} dataset file (--{name})")
+    if Path(train_path).resolve() == Path(val_path).resolve():
+        raise PosenetError(f"{val_path}: the validation file is the training file (leakage)")
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+        raise PosenetError("--epochs, --batch-size and --lr must be positive")
+    return task
+
+
+def fit_tracker_model(model_name: str, train_path: str, val_path: str, logdir: str, epochs: int,
+                      batch_size: int, learning_rate: float, seed: int, run_name: str | None = None) -> Path:
+    """Train the pose net or the localizer; returns the run directory (best.keras, last.keras, ...)."""
+    task = _check_inputs(model_name, str(train_path), str(val_path), epochs, batch_size, learning_rate)
+    run = Run(Path(logdir) / (run_name or model_name))
+    if run.done:
+        raise PosenetError(f"{run.path}: this run already finished; choose another --run-name or delete it")
+    data_config = tracker_data.TrackerDataConfig(batch_size=batch_size, seed=seed)
+    make = DATASETS[task]
+    train = make(str(train_path), data_config, training=True)
+    val = make(str(val_path), data_config, training=False)
+    steps = int(train.cardinality())
+    if steps < 1:
+        raise PosenetError(f"{train_path}: fewer samples than one batch of {batch_size}; lower --batch-size")
+    settings = {"model": model_name, "task": task, "train": str(train_path), "val": str(val_path), "epochs": epochs,
+                "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
+    run.write_config({"train": settings, "tracker_data": asdict(data_config)})
+
+    keras.utils.set_random_seed(seed)
+    net = build_model(model_name)
+    model = TrackerTraining(net, task)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps, alpha=MIN_LR_FRACTION)
+    model.compile(optimizer=keras.optimizers.Adam(schedule))
+    callbacks = [keras.callbacks.TensorBoard(str(run.path), write_graph=False), *run.checkpoint_callbacks(net)]
+    start = time.perf_counter()
+    model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2, shuffle=False)
+    run.finish({"parameters": net.count_params(), "train_seconds": round(time.perf_counter() - start, 1),
+                **{f"val_{name}": (lambda best, name=name: float(best[f"val_{name}"])) for name in LOSS_TERMS[task][1]}})
+    return run.path
+
+
+def run(args: argparse.Namespace) -> None:
+    """`posenet train` for a tracker model (the namespace comes from posenet.train)."""
+    run_dir = fit_tracker_model(args.model, args.train, args.val, args.logdir, args.epochs, args.batch_size,
+                                args.lr, args.seed, args.run_name)
+    done = Run(run_dir).summary()
+    figures = ", ".join(f"{key[4:]} {value:.3f}" for key, value in done.items() if key.startswith("val_"))
+    print(f"trained {args.model}: {run_dir} (best val_loss {done['best_val_loss']:.4f} at epoch "
+          f"{done['best_epoch'] + 1}/{done['epochs']}; val {figures})")

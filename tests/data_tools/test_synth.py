@@ -1,0 +1,199 @@
+"""The synthetic renderer: determinism, exact labels, the mirror rule, and CLI errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from data_tools import synth
+from posenet.cli import main
+from posenet.core import geometry
+from posenet.core.facemodel import FLIP_PERMUTATION_68, LANDMARKS_68
+from posenet.core.h5format import decode_image, read_dataset
+
+CLEAN = synth.SynthConfig(lossy=False, degrade=False, occluder_probability=0.0)
+MEAN_FACE = dataclasses.replace(CLEAN, identity_scale=0.0, expression_scale=0.0)
+
+
+def _translation(coords: np.ndarray, camera: np.ndarray) -> np.ndarray:
+    """Head centre (mm, camera frame) from the stored coords and camera."""
+    x, y, size = np.asarray(coords, np.float64)
+    fx, fy, cx, cy = np.asarray(camera, np.float64)
+    z = fx * synth.HEAD_SIZE_MM / size
+    return np.array([(x - cx) * z / fx, (y - cy) * z / fy, z])
+
+
+def _solve_pnp(model: np.ndarray, points: np.ndarray, camera: np.ndarray) -> np.ndarray:
+    ok, rotvec, _ = cv2.solvePnP(model.astype(np.float64), points.astype(np.float64),
+                                 geometry.intrinsics(camera), None, flags=cv2.SOLVEPNP_ITERATIVE)
+    assert ok
+    return geometry.rotvec_to_quat(rotvec.ravel())
+
+
+def test_same_seed_gives_identical_bytes_and_samples_regenerate_alone():
+    config = synth.SynthConfig()
+    first = synth.synthesize(config, 5, seed=3, workers=1)
+    again = synth.synthesize(config, 5, seed=3, workers=2)
+    for a, b in zip(first["images"], again["images"]):
+        assert a.tobytes() == b.tobytes()
+    np.testing.assert_array_equal(first["pt3d_68"], again["pt3d_68"])
+    alone = synth.render_sample(config, 3, 4)
+    assert alone["images"].tobytes() == first["images"][4].tobytes()
+    np.testing.assert_array_equal(alone["quats"], first["quats"][4])
+    other = synth.synthesize(config, 2, seed=4, workers=1)
+    assert other["images"][0].tobytes() != first["images"][0].tobytes()
+
+
+def test_written_files_are_byte_identical(tmp_path):
+    paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    for path in paths:
+        synth.write_synth(path, synth.SynthConfig(), 3, seed=9, workers=1)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_labels_are_exact_projections_and_pnp_recovers_the_pose():
+    fields = synth.synthesize(synth.SynthConfig(), 12, seed=5, workers=1)
+    for i in range(12):
+        camera = fields["camera"][i]
+        translation = _translation(fields["coords"][i], camera)
+        model = fields["model_68"][i].astype(np.float64)
+        posed = geometry.transform(model, fields["quats"][i], translation)
+        np.testing.assert_allclose(geometry.project(posed, camera), fields["pt2d_68"][i], atol=0.01)
+        np.testing.assert_allclose(fields["pt3d_68"][i, :, :2], fields["pt2d_68"][i])
+        quat = _solve_pnp(model, fields["pt2d_68"][i], camera)
+        assert geometry.geodesic_deg(fields["quats"][i], quat) < 0.5
+
+
+def test_mean_face_config_uses_the_face_model_and_covers_the_ranges():
+    fields = synth.synthesize(MEAN_FACE, 8, seed=2, workers=1)
+    np.testing.assert_allclose(fields["model_68"], np.broadcast_to(LANDMARKS_68, (8, 68, 3)), atol=1e-4)
+    angles = geometry.ypr_deg(fields["quats"].astype(np.float64))
+    assert np.all(np.abs(angles) <= [90.01, 60.01, 45.01])
+
+
+def test_frontal_face_landmarks_lie_in_the_roi_and_the_image():
+    config = dataclasses.replace(CLEAN, yaw_range=0.0, pitch_range=0.0, roll_range=0.0)
+    sample = synth.render_sample(config, 0, 0)
+    x0, y0, x1, y1 = sample["rois"]
+    points = sample["pt2d_68"]
+    assert np.all((points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1))
+    assert 0 <= x0 < x1 <= config.size and 0 <= y0 < y1 <= config.size
+    image = decode_image(sample["images"])
+    assert image.shape == (config.size, config.size, 3)
+    nose = np.round(points[30]).astype(int)
+    background = image[2, 2].astype(int)
+    assert np.abs(image[nose[1], nose[0]].astype(int) - background).sum() > 0  # the face is drawn there
+
+
+def test_mirror_rule_end_to_end():
+    sample = synth.render_sample(MEAN_FACE, 7, 1)
+    image = decode_image(sample["images"])
+    width = image.shape[1]
+    flipped_points = geometry.mirror_x(sample["pt2d_68"], width)[FLIP_PERMUTATION_68]
+    fx, fy, cx, cy = sample["camera"].astype(np.float64)
+    mirrored_camera = np.array([fx, fy, width - cx, cy])
+    quat = _solve_pnp(LANDMARKS_68, flipped_points, mirrored_camera)
+    assert geometry.geodesic_deg(geometry.mirror_quat(sample["quats"]), quat) < 1.0
+
+
+def test_mirrored_pose_renders_the_mirrored_image():
+    """Rendering the mirrored pose under mirrored light matches the flipped image."""
+    rng = np.random.default_rng(0)
+    appearance = dataclasses.replace(synth.sample_appearance(MEAN_FACE, rng), detail=0.0)
+    mirror = np.array([-1.0, 1.0, 1.0])
+    mirrored_appearance = dataclasses.replace(appearance, light_dirs=appearance.light_dirs * mirror)
+    quat = geometry.aflw_to_quat(np.radians([10.0, 35.0, 15.0]))
+    camera, size = np.array([300.0, 300.0, 128.0, 128.0]), (256, 256)
+    translation = np.array([20.0, -10.0, 600.0])
+    image, points = synth.render_view(appearance, quat, translation, camera, size)
+    mirrored, mirrored_points = synth.render_view(mirrored_appearance, geometry.mirror_quat(quat),
+                                                  translation * mirror, camera, size)
+    np.testing.assert_allclose(mirrored_points, geometry.mirror_x(points, 256)[FLIP_PERMUTATION_68], atol=1e-6)
+    difference = np.abs(mirrored.astype(int) - image[:, ::-1].astype(int))
+    assert np.mean(difference) < 4.0
+
+
+def test_scene_mode_frames_with_and_without_faces():
+    config = dataclasses.replace(CLEAN, mode="scene", face_probability=0.5)
+    fields = synth.synthesize(config, 10, seed=1, workers=1)
+    has = fields["hasface"]
+    assert has.dtype == bool and has.any() and not has.all()
+    assert decode_image(fields["images"][0]).shape == (224, 288, 3)
+    np.testing.assert_array_equal(fields["rois"][~has], 0.0)
+    rois = fields["rois"][has]
+    assert np.all((rois[:, 0] < rois[:, 2]) & (rois[:, 1] < rois[:, 3]))
+    assert np.all((rois >= 0) & (rois <= [288, 224, 288, 224]))
+
+
+def test_render_view_landmarks_follow_the_pose():
+    appearance = synth.sample_appearance(CLEAN, np.random.default_rng(1))
+    camera = np.array([500.0, 500.0, 320.0, 240.0])
+    quat = geometry.aflw_to_quat(np.radians([0.0, 20.0, 0.0]))
+    frame, points = synth.render_view(appearance, quat, np.array([0.0, 0.0, 800.0]), camera, (640, 480))
+    assert frame.shape == (480, 640, 3) and frame.dtype == np.uint8
+    expected = geometry.project(geometry.transform(appearance.model_points(), quat, np.array([0.0, 0.0, 800.0])), camera)
+    np.testing.assert_allclose(points, expected, atol=1e-9)
+
+
+def test_cli_writes_a_valid_file(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    assert main(["data", "synth", "--n", "4", "--out", str(out), "--seed", "1", "--workers", "1", "--png"]) == 0
+    dataset = read_dataset(out)
+    assert len(dataset) == 4 and dataset["pt3d_68"].shape == (4, 68, 3)
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--n", "0"], ["--n", "-3"], ["--n", "2", "--size", "8"],
+                                  ["--n", "2", "--yaw-range", "400"]])
+def test_cli_bad_values_fail_with_one_line(tmp_path, capsys, args):
+    out = tmp_path / "bad.h5"
+    assert main(["data", "synth", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("posenet: error:")
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_unwritable_output(tmp_path, capsys):
+    out = tmp_path / "missing" / "s.h5"
+    assert main(["data", "synth", "--n", "2", "--out", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not out.parent.exists()
+
+
+def test_cli_unknown_flag_exits_2(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "synth", "--n", "2", "--out", str(tmp_path / "s.h5"), "--bogus"])
+    assert exit_info.value.code == 2
+
+
+def test_background_photos_are_used(tmp_path):
+    folder = tmp_path / "backgrounds"
+    folder.mkdir()
+    stripes = np.zeros((120, 160, 3), np.uint8)
+    stripes[::8] = (255, 0, 255)
+    cv2.imwrite(str(folder / "stripes.png"), stripes)
+    rng = np.random.default_rng(0)
+    photos = [synth.make_background(rng, 64, 48, str(folder)) for _ in range(10)]
+    assert all(p.shape == (48, 64, 3) for p in photos)
+    assert any((p[..., 1] < 30).mean() > 0.8 for p in photos)  # the magenta/black stripes, not a procedural one
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["data", "synth", "--n", "2", "--out", str(tmp_path / "s.h5"), "--backgrounds", str(empty)]) == 2
+
+
+def test_frames_larger_than_the_noise_bank():
+    config = synth.SynthConfig(mode="scene", scene_size=(640, 520), face_probability=1.0)
+    sample = synth.render_sample(config, 0, 0)
+    assert decode_image(sample["images"]).shape == (520, 640, 3) and sample["hasface"]
+
+
+def test_glasses_occlude_without_changing_labels():
+    with_glasses = synth.render_sample(dataclasses.replace(CLEAN, glasses_probability=1.0), 4, 0)
+    without = synth.render_sample(dataclasses.replace(CLEAN, glasses_probability=0.0), 4, 0)
+    for name in ("quats", "pt3d_68", "rois", "camera"):
+        np.testing.assert_array_equal(with_glasses[name], without[name])
+    assert with_glasses["images"].tobytes() != without["images"].tobytes()

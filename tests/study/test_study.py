@@ -1,0 +1,166 @@
+"""`posenet study --smoke`: all six arms end to end, TensorBoard events, resume, atomic results."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_tools import synth
+from posenet import cli
+from posenet.core import h5format
+from posenet.core.errors import PosenetError
+from posenet.study import command as study
+
+FIRST_ARMS = "C1_NET"  # the first invocation trains these two arms, the second the other four
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> dict:
+    """Run the smoke study twice: a subset first (an "interrupted" study), then all arms."""
+    root = tmp_path_factory.mktemp("study")
+    base = ["study", "--smoke", "--workdir", str(root / "work"), "--results", str(root / "results")]
+    assert cli.main([*base, "--arms", FIRST_ARMS]) == 0
+    runs = root / "work" / "runs"
+    first = {arm: os.stat(runs / arm / "best.keras").st_mtime_ns for arm in ("C1_NET-mse", "C1_NET-geodesic")}
+    assert cli.main(base) == 0
+    return {"root": root, "runs": runs, "results": root / "results", "first": first, "base": base}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_csv_has_all_six_arms_and_the_mean_row(smoke):
+    rows = _rows(smoke["results"] / "study.csv")
+    assert tuple(rows[0]) == study.CSV_COLUMNS
+    arms = {f"{row['model']}-{row['loss']}" for row in rows if row["model"] in study.MODELS}
+    assert arms == set(study.ARMS)
+    assert any(row["model"] == "mean" for row in rows)
+    for row in rows:
+        assert float(row["mae"]) >= 0 and 0 <= float(row["acc10"]) <= 1
+        if row["model"] in study.MODELS:
+            assert int(row["params"]) > 0 and float(row["train_time_s"]) > 0
+
+
+def test_markdown_and_plots_are_written(smoke):
+    text = (smoke["results"] / "study.md").read_text()
+    assert "accuracy@10deg" in text and "leakage" in text and "tensorboard --logdir" in text
+    assert text.count("| C") == 6 and "| mean |" in text
+    for name in ("learning_curves.png", "error_vs_yaw.png", "cumulative_error.png"):
+        assert (smoke["results"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _event_tags(directory: Path) -> tuple[set[str], set[str]]:
+    """(tags, plugin names) of every event file under `directory`."""
+    import tensorflow as tf
+
+    tags, plugins = set(), set()
+    for path in directory.rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                tags.add(value.tag)
+                plugins.add(value.metadata.plugin_data.plugin_name)
+    return tags, plugins
+
+
+def test_tensorboard_events_for_six_runs(smoke):
+    for arm in study.ARMS:
+        tags, plugins = _event_tags(smoke["runs"] / arm)
+        assert "epoch_loss" in tags, arm
+        assert any("geodesic" in tag for tag in tags), arm
+        assert "hparams" in plugins, arm
+        assert "images" in plugins, arm
+
+
+def test_resume_skips_finished_arms(smoke, capsys):
+    for arm, mtime in smoke["first"].items():  # the second invocation did not retrain the first arms
+        assert os.stat(smoke["runs"] / arm / "best.keras").st_mtime_ns == mtime
+    before = {arm: os.stat(smoke["runs"] / arm / "best.keras").st_mtime_ns for arm in study.ARMS}
+    assert cli.main([*smoke["base"], "--arms", "C2_NET-mse"]) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert os.stat(smoke["runs"] / "C2_NET-mse" / "best.keras").st_mtime_ns == before["C2_NET-mse"]
+
+
+def test_resume_with_other_settings_fails_in_one_line(smoke, capsys):
+    before = os.stat(smoke["runs"] / "C1_NET-mse" / "best.keras").st_mtime_ns
+    assert cli.main([*smoke["base"], "--arms", "C1_NET-mse", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "C1_NET-mse: trained with epochs=1, this study asks 3" in err and "--workdir" in err
+    assert len(err.splitlines()) == 1
+    assert os.stat(smoke["runs"] / "C1_NET-mse" / "best.keras").st_mtime_ns == before
+
+
+def test_boxes_and_schedule_options_reach_the_runs(smoke, monkeypatch):
+    trained = []
+    monkeypatch.setattr("posenet.study.train.train", lambda config: trained.append(config) or config.run_dir.mkdir(parents=True))
+    monkeypatch.setattr(study, "evaluate_arm", lambda *args: (_ for _ in ()).throw(KeyboardInterrupt))
+    args = ["study", "--smoke", "--workdir", str(smoke["root"] / "work-dlib"), "--results", str(smoke["root"] / "r"),
+            "--arms", "C1_NET-mse", "--boxes", "dlib", "--schedule", "cosine"]
+    assert cli.main(args) == 130  # stopped before evaluation: only the training settings matter here
+    assert [(config.boxes, config.schedule) for config in trained] == [("dlib", "cosine")]
+
+
+def test_interrupted_results_writing_leaves_whole_files(smoke, monkeypatch):
+    markdown = (smoke["results"] / "study.md").read_text()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    table = (smoke["results"] / "study.csv").read_text()
+    monkeypatch.setattr(study, "write_markdown", interrupted)  # dies after the plots and CSV, before the report
+    with pytest.raises(KeyboardInterrupt):
+        study.run_study(study.PRESETS["tiny"], ["C1_NET-mse"], smoke["root"] / "work", smoke["results"])
+    assert (smoke["results"] / "study.md").read_text() == markdown  # untouched, and so is its table
+    assert (smoke["results"] / "study.csv").read_text() == table
+    assert not list(smoke["results"].glob("*.tmp")) and not list(smoke["results"].glob(".staged-*"))
+
+
+def test_a_subset_study_does_not_replace_the_full_report(smoke, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default --results is results/ relative to here
+    workdir = smoke["root"] / "work"
+    assert cli.main(["study", "--smoke", "--workdir", str(workdir), "--arms", "C1_NET-mse"]) == 0
+    assert not (tmp_path / "results").exists()
+    assert [row["model"] for row in _rows(workdir / "results" / "study.csv")] == ["C1_NET", "mean"]
+    report = (workdir / "results" / "study.md").read_text()
+    assert "`posenet study --preset tiny --arms C1_NET-mse`" in report and "C2_NET 1" not in report
+    assert str(workdir / "results" / "study.md") in capsys.readouterr().out
+
+
+def test_pnp_oracle_row_needs_landmark_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    fields = {"images": [h5format.encode_image(rng.integers(0, 255, (48, 48, 3), np.uint8)) for _ in range(3)],
+              "quats": np.tile(np.float32([0, 0, 0, 1]), (3, 1)), "rois": np.tile(np.float32([8, 8, 40, 40]), (3, 1))}
+    path = h5format.write_dataset(tmp_path / "no-landmarks.h5", fields)
+    rows = study.baseline_rows({"train": path, "test": path}, h5format.read_dataset(path), with_pnp=True)
+    assert [row.model for row, _ in rows] == ["mean", "pnp"]
+
+
+def test_arms_option_and_bad_data():
+    assert study.parse_arms("C_RESNET") == ["C_RESNET-mse", "C_RESNET-geodesic"]
+    assert study.parse_arms("C1_NET-geodesic,C1_NET") == ["C1_NET-geodesic", "C1_NET-mse"]
+    with pytest.raises(PosenetError, match="unknown arm"):
+        study.parse_arms("VGG")
+    with pytest.raises(PosenetError, match="no such dataset file"):
+        study.given_splits(["/nonexistent/a.h5", "/nonexistent/b.h5", "/nonexistent/c.h5"])
+
+
+def test_a_stale_cached_split_is_rendered_again(smoke, tmp_path, capsys):
+    import shutil
+
+    import h5py
+
+    data_dir = shutil.copytree(smoke["root"] / "work" / "data", tmp_path / "data")
+    paths = study.synthetic_splits(study.PRESETS["tiny"], data_dir)
+    reused = {split: os.stat(path).st_mtime_ns for split, path in paths.items()}
+    with h5py.File(paths["val"], "a") as handle:  # as if an older renderer had made it
+        handle.attrs["source"] = "posenet-synth v0 mode=face seed=2002"
+    assert study.synthetic_splits(study.PRESETS["tiny"], data_dir) == paths
+    assert "rendering it again" in capsys.readouterr().out
+    assert os.stat(paths["train"]).st_mtime_ns == reused["train"]  # current splits are kept
+    with h5py.File(paths["val"], "r") as handle:
+        assert handle.attrs["source"].startswith(synth.SOURCE)

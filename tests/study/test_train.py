@@ -1,0 +1,277 @@
+"""Training runs: CLI end to end, TensorBoard contents, resume, feature cache, tf.distribute, bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from posenet import cli
+from posenet.core import geometry, h5format
+from posenet.core.errors import PosenetError
+from posenet.study import pipeline
+from posenet.study.config import TrainConfig
+from posenet.study.features import backbone_features, feature_batches, feature_cache_path, labels_path
+from posenet.study.nets import c_resnet
+from posenet.study.train import draw_axes, learning_rate_schedule, prepare_run_dir, train
+from posenet.training.registry import ModelConfig, build_model
+from posenet.training.runs import DONE, Run, load_run
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE = 32
+
+
+def axes_image(rotvec: np.ndarray) -> np.ndarray:
+    """A 64x64 picture whose content depends on the pose (the head axes drawn), so nets can learn."""
+    image = np.full((64, 64, 3), 40, np.uint8)
+    draw_axes(image, rotvec, thickness=3)
+    return image
+
+
+def write_split(path: Path, count: int, seed: int, garbage_at: int | None = None) -> Path:
+    """A small split of axes pictures; `garbage_at` makes that sample's buffer bytes no decoder reads."""
+    rng = np.random.default_rng(seed)
+    rotvecs = rng.normal(0, 0.4, (count, 3))
+    images = [h5format.encode_image(axes_image(r), lossy=False) for r in rotvecs]
+    if garbage_at is not None:
+        images[garbage_at] = np.frombuffer(b"this is not an image at all" * 4, np.uint8)
+    return h5format.write_dataset(path, {
+        "images": images,
+        "quats": geometry.rotvec_to_quat(rotvecs).astype(np.float32),
+        "rois": np.tile([[8.0, 8.0, 56.0, 56.0]], (count, 1)).astype(np.float32),
+    })
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("splits")
+    return write_split(folder / "train.h5", 48, 0), write_split(folder / "val.h5", 12, 1)
+
+
+def config(splits, logdir: Path, **overrides) -> TrainConfig:
+    values = dict(model="C1_NET", train=str(splits[0]), val=str(splits[1]), logdir=str(logdir), epochs=2,
+                  input_size=SIZE, batch_size=16, learning_rate=1e-3)
+    return TrainConfig(**{**values, **overrides})
+
+
+@pytest.fixture(scope="module")
+def cli_run(splits, tmp_path_factory) -> tuple[Path, str]:
+    """`posenet train` on the tiny splits, once for the tests that inspect a finished run."""
+    logdir = tmp_path_factory.mktemp("runs")
+    argv = ["train", "--model", "C1_NET", "--loss", "geodesic", "--train", str(splits[0]), "--val", str(splits[1]),
+            "--logdir", str(logdir), "--epochs", "2", "--input-size", str(SIZE), "--batch-size", "16"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(argv) == 0
+    return logdir / "C1_NET-geodesic", out.getvalue()
+
+
+def test_cli_trains_and_writes_a_complete_run(cli_run):
+    run_dir, printed = cli_run
+    for name in ("config.json", "best.keras", "last.keras", "history.csv", DONE):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "backup").exists()  # removed once the fit completed
+    assert [row["epoch"] for row in Run(run_dir).history()] == ["0", "1"]
+    last_line = printed.strip().splitlines()[-1]
+    assert last_line.startswith(f"trained C1_NET (geodesic): {run_dir}") and "acc@10" in last_line
+    model, stored = load_run(run_dir)
+    assert stored["train"]["loss"] == "geodesic" and stored["pipeline"]["input_size"] == SIZE
+    assert model.predict(np.zeros((3, SIZE, SIZE, 3), "float32"), verbose=0).shape == (3, 3)
+
+
+def events(folder: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(folder), size_guidance={"images": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_tensorboard_has_scalars_hparams_and_images(cli_run):
+    run_dir, _ = cli_run
+    train_tags = set(events(run_dir / "train").Tags()["tensors"])
+    val_tags = set(events(run_dir / "validation").Tags()["tensors"])
+    metrics = {"epoch_loss", "epoch_geodesic_deg", "epoch_acc10", "epoch_mae_yaw", "epoch_mae_pitch", "epoch_mae_roll"}
+    assert metrics <= train_tags and metrics <= val_tags
+    assert len(events(run_dir / "validation").Tensors("epoch_loss")) == 2
+    session = events(run_dir).PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in session
+    experiment = events(run_dir.parent).PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in experiment
+    images = events(run_dir / "images")
+    (tag,) = images.Tags()["tensors"]
+    tensor = images.Tensors(tag)[-1].tensor_proto
+    assert len(tensor.string_val) == 2 + 6  # width, height, then one PNG per validation crop
+
+
+def test_axes_are_drawn_from_the_rotation():
+    image = np.zeros((100, 100, 3), np.uint8)
+    draw_axes(image, np.zeros(3), thickness=1)  # identity: x right (red), y down (green)
+    assert image[50, 80, 0] > 128 and image[80, 50, 1] > 128 and image[20, 50].sum() == 0
+
+
+def test_resume_after_an_interruption_continues_at_the_right_epoch(splits, tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("simulated crash after epoch 2")
+
+    class Epochs(keras.callbacks.Callback):
+        seen: list[int] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seen.append(epoch)
+
+    run = config(splits, tmp_path, epochs=4)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(run, extra_callbacks=[Interrupt()])
+    assert not (run.run_dir / DONE).exists() and (run.run_dir / "backup").is_dir()
+    assert [row["epoch"] for row in Run(run.run_dir).history()] == ["0", "1"]
+    train(run, extra_callbacks=[Epochs()])
+    assert Epochs.seen == [2, 3]
+    assert [row["epoch"] for row in Run(run.run_dir).history()] == ["0", "1", "2", "3"]
+    assert json.loads((run.run_dir / DONE).read_text())["epochs"] == 4
+    with pytest.raises(PosenetError, match="already finished"):
+        train(run)
+
+
+def test_frozen_c_resnet_trains_its_head_on_cached_features(splits, tmp_path):
+    run = config(splits, tmp_path, model="C_RESNET", epochs=1, run_name="first")
+    run_dir = train(run)
+    cache = feature_cache_path(run.train, run)
+    assert cache.is_file() and feature_cache_path(run.val, run).is_file()
+    assert cache.suffix == ".npy" and labels_path(cache).is_file()
+    stored = np.load(cache, mmap_mode="r", allow_pickle=False)  # plain .npy: no pickle, memory-mapped
+    assert isinstance(stored, np.memmap) and stored.shape == (48, 1, 1, 2048) and stored.dtype == np.float32
+    assert np.load(labels_path(cache), allow_pickle=False).shape == (48, 3)
+    assert not list(cache.parent.glob("*.tmp"))
+    model, _ = load_run(run_dir)  # one network, image to rotvec
+    assert model.input_shape == (None, SIZE, SIZE, 3) and c_resnet.BACKBONE in [layer.name for layer in model.layers]
+    features, labels = backbone_features(None, pipeline.load_split(run.train), run)  # cached: no backbone needed
+    assert isinstance(features, np.memmap) and features.shape == (48, 1, 1, 2048)
+    again = train(config(splits, tmp_path, model="C_RESNET", epochs=1, run_name="second"))  # on the cache
+    assert (again / DONE).is_file()
+    np.testing.assert_allclose(labels, geometry.quat_to_rotvec(h5format.read_dataset(run.train)["quats"]), atol=1e-6)
+    other_size = config(splits, tmp_path, model="C_RESNET", input_size=64)
+    assert feature_cache_path(run.train, other_size) != cache
+
+
+def test_feature_batches_read_every_cached_sample_once_per_epoch(tmp_path):
+    features = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float32, shape=(21, 2, 2, 4))
+    features[:] = np.arange(21, dtype=np.float32)[:, None, None, None]
+    features.flush()
+    features = np.load(tmp_path / "f.npy", mmap_mode="r", allow_pickle=False)
+    labels = np.repeat(np.arange(21, dtype=np.float32)[:, None], 3, axis=1)
+    run = TrainConfig(batch_size=8, seed=3)
+    epochs = []
+    data = feature_batches(features, labels, run, training=True)
+    for _ in range(2):
+        batches = [(x.numpy(), y.numpy()) for x, y in data]
+        assert [len(y) for _, y in batches] == [8, 8, 5] and batches[0][0].shape[1:] == (2, 2, 4)
+        for x, y in batches:
+            np.testing.assert_array_equal(x[:, 0, 0, 0], y[:, 0])  # features and labels stay paired
+        epochs.append(np.concatenate([y[:, 0] for _, y in batches]))
+    assert sorted(epochs[0]) == list(range(21)) and sorted(epochs[1]) == list(range(21))
+    assert list(epochs[0]) != list(epochs[1])  # reshuffled each epoch
+    ordered = np.concatenate([y[:, 0] for _, y in feature_batches(features, labels, run, training=False)])
+    assert list(ordered) == list(range(21))
+
+
+def test_c_resnet_needs_32_pixels_and_says_so():
+    with pytest.raises(PosenetError, match="--input-size 16: C_RESNET needs at least 32 pixels"):
+        build_model("C_RESNET", ModelConfig(input_size=16))
+
+
+@pytest.mark.parametrize("broken", ["train", "val"])
+def test_an_undecodable_image_names_its_file(splits, tmp_path, broken):
+    files = {"train": str(splits[0]), "val": str(splits[1])}
+    files[broken] = str(write_split(tmp_path / f"broken_{broken}.h5", 12, 5, garbage_at=10))
+    run = config(splits, tmp_path / "runs", epochs=1, **files)
+    with pytest.raises(PosenetError) as raised:
+        train(run)
+    message = str(raised.value)
+    assert message.startswith(f"{files[broken]}: cannot decode an image (sample 10: ") and "\n" not in message
+
+
+def test_original_schedule_drops_the_rate_fivefold():
+    schedule = learning_rate_schedule(TrainConfig(epochs=16, learning_rate=1e-3, schedule="original"))
+    assert schedule(9) == pytest.approx(1e-3) and schedule(10) == pytest.approx(2e-4)
+    constant = learning_rate_schedule(TrainConfig(epochs=16, learning_rate=1e-3))
+    assert constant(15) == pytest.approx(1e-3)
+
+
+def test_cosine_schedule_decays_monotonically_to_the_floor():
+    schedule = learning_rate_schedule(TrainConfig(epochs=8, learning_rate=1e-3, schedule="cosine"))
+    rates = [schedule(epoch) for epoch in range(8)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(5e-5)
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+
+
+def test_mirrored_strategy_on_two_logical_cpus(splits, tmp_path):
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from posenet.study.config import TrainConfig
+        from posenet.study.train import make_strategy, train
+        print("replicas", make_strategy("mirrored").num_replicas_in_sync)
+        run = TrainConfig(model="C1_NET", train={str(splits[0])!r}, val={str(splits[1])!r}, logdir={str(tmp_path)!r},
+                          epochs=1, input_size={SIZE}, batch_size=16, distribute="mirrored")
+        print("done", (train(run) / "done").is_file())
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "replicas 2" in result.stdout and "done True" in result.stdout
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    code = cli.main(argv)
+    return code, capsys.readouterr().err.strip()
+
+
+def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached ImageNet weights
+    train_file, val_file = map(str, splits)
+    base = ["train", "--train", train_file, "--val", val_file, "--logdir", str(tmp_path), "--input-size", str(SIZE)]
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not an hdf5 file")
+    cases = {
+        "unknown model 'C9_NET'": ["--model", "C9_NET"],
+        "missing.h5: no such train dataset file": ["--model", "C1_NET", "--train", str(tmp_path / "missing.h5")],
+        "garbage.h5: not a readable HDF5 file": ["--model", "C1_NET", "--val", str(garbage)],
+        "--loss huber: choose from mse, geodesic": ["--model", "C1_NET", "--loss", "huber"],
+        "the validation file is the training file": ["--model", "C1_NET", "--val", train_file],
+        "pass a local copy of resnet50": ["--model", "C_RESNET", "--weights", "imagenet"],
+        "boxes 'haar': choose from file, dlib": ["--model", "C1_NET", "--boxes", "haar"],
+        "normalization 'imagenet': choose from": ["--model", "C1_NET", "--normalization", "imagenet"],
+        "--input-size 16: C_RESNET needs at least 32 pixels": ["--model", "C_RESNET", "--input-size", "16"],
+        "only a fully frozen C_RESNET (--trainable-from none) can cache backbone features, not C1_NET":
+            ["--model", "C1_NET", "--cache-features"],
+    }
+    for expected, extra in cases.items():
+        code, err = run_cli(base + extra, capsys)
+        assert code == 2 and expected in err and len(err.splitlines()) == 1, (expected, err)
+    assert not [path for path in tmp_path.iterdir() if path.is_dir() and path.name != "keras"]  # no run dir left
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(PosenetError, match="empty_run: no checkpoint"):
+        load_run(empty)
+    with pytest.raises(PosenetError, match="no such run directory"):
+        load_run(tmp_path / "nowhere")
+
+
+def test_an_unfinished_run_directory_is_not_reused_for_another_run(splits, tmp_path):
+    run = config(splits, tmp_path, run_name="shared")
+    prepare_run_dir(run)
+    with pytest.raises(PosenetError, match="shared: holds an unfinished run with loss='mse', not 'geodesic'"):
+        prepare_run_dir(config(splits, tmp_path, run_name="shared", loss="geodesic"))
+    assert prepare_run_dir(run).path == run.run_dir  # the same run resumes
