@@ -35,20 +35,17 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from posenet.core import geometry
 from posenet.core.errors import PosenetError
-from posenet.core.facemodel import FLIP_PERMUTATION_68
 from posenet.core.fileio import check_writable
 from posenet.core.h5format import Dataset, encode_image, read_dataset, write_dataset
+from posenet.core.transforms import LANDMARK_FIELDS, Sample, mirror_sample, rotate_sample
 
 ORIGINAL_GROUPS_DEG = ((-11.0, 0.0, 5.0), (-7.0, 0.0, 13.0), (-19.0, 0.0, 31.0), (-29.0, 0.0, 17.0))
-LANDMARK_FIELDS = ("pt3d_68", "pt2d_68")
 KNOWN_FIELDS = {"images", "quats", "coords", "rois", "camera", "hasface", "pose_para", *LANDMARK_FIELDS}
-Sample = dict[str, np.ndarray]
 
 
 # --- groups ------------------------------------------------------------------------------
@@ -80,53 +77,11 @@ def group_for(groups: str | tuple[float, float], rng: np.random.Generator) -> tu
 
 # --- transforms --------------------------------------------------------------------------
 
-def rotated_ellipse_box(roi: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Box of the ellipse inscribed in `roi` after the rotation part of `affine`."""
-    centre = geometry.apply_affine((roi[:2] + roi[2:]) / 2, affine)
-    half = (roi[2:] - roi[:2]) / 2
-    extent = np.sqrt((np.abs(affine[:, :2]) * half) ** 2 @ np.ones(2))
-    return np.concatenate([centre - extent, centre + extent])
-
-
-def rotate_sample(sample: Sample, image: np.ndarray, angle_deg: float) -> tuple[Sample, np.ndarray]:
-    """The sample and its image rotated by `angle_deg` about the principal point."""
+def rotate_about_principal_point(sample: Sample, image: np.ndarray, angle_deg: float) -> tuple[Sample, np.ndarray]:
+    """The sample and its image rotated by `angle_deg` about the principal point (a camera roll)."""
     height, width = image.shape[:2]
     centre = sample["camera"][2:] if "camera" in sample else np.array([width / 2, height / 2])
-    angle = np.radians(angle_deg)
-    affine = geometry.inplane_affine(centre, angle)
-    out = dict(sample)
-    if angle_deg != 0.0:
-        image = cv2.warpAffine(image, geometry.inplane_affine(np.asarray(centre) - 0.5, angle), (width, height),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    if "quats" in sample:
-        out["quats"] = geometry.rotate_quat_inplane(sample["quats"], angle)
-    if "coords" in sample:
-        out["coords"] = np.concatenate([geometry.apply_affine(sample["coords"][:2], affine), sample["coords"][2:]])
-    for name in LANDMARK_FIELDS:
-        if name in sample:
-            out[name] = geometry.apply_affine(sample[name], affine)
-    if "rois" in sample and sample.get("hasface", True):
-        out["rois"] = rotated_ellipse_box(np.asarray(sample["rois"], float), affine)
-    return out, image
-
-
-def mirror_sample(sample: Sample, image: np.ndarray) -> tuple[Sample, np.ndarray]:
-    """The sample and its image mirrored horizontally, landmarks re-indexed."""
-    width = image.shape[1]
-    out = dict(sample)
-    if "quats" in sample:
-        out["quats"] = geometry.mirror_quat(sample["quats"])
-    if "coords" in sample:
-        out["coords"] = geometry.mirror_x(sample["coords"], width)
-    for name in LANDMARK_FIELDS:
-        if name in sample:
-            out[name] = geometry.mirror_x(sample[name], width)[FLIP_PERMUTATION_68]
-    if "rois" in sample and sample.get("hasface", True):
-        out["rois"] = geometry.mirror_roi(sample["rois"], width)
-    if "camera" in sample:
-        out["camera"] = geometry.mirror_x(np.asarray(sample["camera"])[None, 2:], width)[0]
-        out["camera"] = np.concatenate([sample["camera"][:2], out["camera"]])
-    return out, np.ascontiguousarray(image[:, ::-1])
+    return rotate_sample(sample, image, np.radians(angle_deg), centre)
 
 
 def relabel_pnp(sample: Sample, image_shape: tuple[int, ...]) -> Sample | None:
@@ -155,7 +110,7 @@ def augment(dataset: Dataset, groups: str | tuple[float, float], flip: bool, rel
         image = dataset.image(index)
         sample = {n: np.asarray(dataset[n][index], dtype=np.float64) for n in names if n != "images"}
         for angle in group_for(groups, np.random.default_rng([seed, index])):
-            rotated = rotate_sample(sample, image, angle)
+            rotated = rotate_about_principal_point(sample, image, angle)
             for variant, pixels in [rotated, mirror_sample(*rotated)] if flip else [rotated]:
                 if relabel == "pnp":
                     variant = relabel_pnp(variant, pixels.shape)

@@ -19,10 +19,10 @@ from posenet.core.errors import PosenetError
 from posenet.core.fileio import atomic_output
 
 BENCHMARKS = {
-    "renderer": ("data_tools.synth:benchmark", "Synthetic renderer: labelled 256x256 images/s"),
-    "pipeline": ("posenet.study.pipeline:benchmark", "tf.data input pipeline vs a plain Python generator"),
+    "renderer": ("posenet.benchmarks.renderer:benchmark", "Synthetic renderer: labelled 256x256 images/s"),
+    "pipeline": ("posenet.benchmarks.pipeline:benchmark", "tf.data input pipeline vs a plain Python generator"),
     "feature-cache": ("posenet.benchmarks.feature_cache:benchmark", "Frozen C_RESNET: cached vs recomputed features"),
-    "pnp": ("baselines.pnp:benchmark", "dlib detection, landmarks and PnP: ms per 640x480 frame"),
+    "pnp": ("posenet.benchmarks.pnp:benchmark", "dlib detection, landmarks and PnP: ms per 640x480 frame"),
     "tracker": ("posenet.benchmarks.tracker:benchmark", "Tracker frames/s on 640x480 video, 1 thread"),
 }
 RESULTS_DIR = Path("results")

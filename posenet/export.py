@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import cv2
 import keras
 import numpy as np
 import onnx
@@ -110,10 +109,8 @@ def real_inputs(path: Path, task: str, config: dict, count: int) -> np.ndarray:
         patches = [contract.crop_patch(contract.to_gray(dataset.image(i)), dataset["rois"][i]) for i in indices]
         return contract.normalize_brightness(np.stack(patches))[..., None]
     if task == "localizer":
-        height, width = contract.LOCALIZER_INPUT_HW
-        frames = [cv2.resize(contract.to_gray(dataset.image(i)), (width, height), interpolation=cv2.INTER_AREA)
-                  for i in indices]
-        return contract.normalize_frame(np.stack(frames))[..., None]
+        frames = [contract.localizer_input(contract.to_gray(dataset.image(i)))[0] for i in indices]
+        return np.stack(frames)[..., None]
     pipe = pipeline.PipelineConfig(**config["pipeline"])
     return np.stack([pipeline.preprocess_numpy(dataset.image(i), dataset["rois"][i], pipe) for i in indices])
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from posenet.core.paths import SHARED
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("POSENET_SHARED", REPO.parent / "shared"))
 
 
 @pytest.fixture(scope="session")

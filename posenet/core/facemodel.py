@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-HEAD_SIZE_MM = 100.0  # the `coords` size is the projected length of this at the head centre
+from posenet.core.geometry import HEAD_SIZE_MM  # noqa: E402,F401  (the `coords` size: one owner, geometry)
+
 HEAD_CENTER = np.zeros(3)  # the model origin is the head centre
 
 # iBUG-68 re-indexing for a horizontally mirrored image: new[i] = old[FLIP_PERMUTATION_68[i]].

@@ -34,6 +34,7 @@ POSE_MODEL_VERSION = 4  # ModelProto.model_version that Opentrack reads
 POSE_DOC_STRING = "Head pose prediction"  # what Opentrack's own pose file carries
 LOCALIZER_DOC_STRING = "Head localizer"
 LOCALIZER_INPUT_HW = (224, 288)  # localizer frame (H, W)
+LOCALIZER_ASPECT = (4, 3)  # Opentrack crops camera frames to 4:3 before the localizer
 INPUT_NAME = "x"
 
 BRIGHTNESS_QUANTILE = 90  # percentile of the patch intensity used for amplification
@@ -98,14 +99,18 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 PATCH_SCALE = 1.05  # Opentrack's C++: patch side = int(1.05 * max(w, h)) around the box centre
 
 
-def patch_square(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def patch_square(box: np.ndarray, frame_wh: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Face box (..., 4) x0, y0, x1, y1 -> patch centre (..., 2) and side (...,).
 
     The side is Opentrack's: int(PATCH_SCALE * max(w, h)). Without the 5 % margin its own
-    model loses almost 2 degrees on AFLW2000-3D, so training and runtime both use it.
+    model loses almost 2 degrees on AFLW2000-3D, so training and runtime both use it. Given the
+    frame's (width, height), the centre is clamped into the frame, as Opentrack's runtime does,
+    so a box that drifted off the frame still gives a patch with the face in it.
     """
     box = np.asarray(box, dtype=np.float64)
     center = (box[..., :2] + box[..., 2:]) / 2.0
+    if frame_wh is not None:
+        center = np.clip(center, 0.0, np.asarray(frame_wh, dtype=np.float64))
     side = np.floor(PATCH_SCALE * np.maximum(box[..., 2] - box[..., 0], box[..., 3] - box[..., 1]))
     return center, side
 
@@ -141,8 +146,36 @@ def crop_square(gray: np.ndarray, center: np.ndarray, side: float, size: int = P
 
 def crop_patch(gray: np.ndarray, box: np.ndarray, size: int = POSE_INPUT_SIZE) -> np.ndarray:
     """The tracker's pose-net patch for a face box (see `patch_square`), uint8 (size, size)."""
-    center, side = patch_square(box)
+    center, side = patch_square(box, frame_size(gray))
     return crop_square(gray, center, float(side), size)
+
+
+def frame_size(gray: np.ndarray) -> tuple[int, int]:
+    """(width, height) of an image array."""
+    return gray.shape[1], gray.shape[0]
+
+
+def aspect_crop(width: int, height: int, aspect: tuple[int, int] = LOCALIZER_ASPECT) -> tuple[int, int, int, int]:
+    """Centred crop (x0, y0, w, h) of a frame to `aspect`, as Opentrack's `make_crop_rect_for_aspect`."""
+    ax, ay = aspect
+    crop_w, crop_h = min(width, height * ax // ay), min(height, width * ay // ax)
+    return (width - crop_w) // 2, (height - crop_h) // 2, crop_w, crop_h
+
+
+def localizer_input(gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The localizer's input for a grey uint8 frame: the centred crop to the localizer's aspect,
+    INTER_AREA-resized and normalised (float32 H x W), and the crop (x0, y0, w, h) that maps
+    its box back into the frame (`localizer_box`)."""
+    window = aspect_crop(*frame_size(gray))
+    x0, y0, width, height = window
+    small = cv2.resize(gray[y0:y0 + height, x0:x0 + width], LOCALIZER_INPUT_HW[::-1], interpolation=cv2.INTER_AREA)
+    return normalize_frame(small), window
+
+
+def localizer_box(box: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """The localizer's box output ([-1, 1] over its input) -> frame pixels x0, y0, x1, y1."""
+    x0, y0, width, height = window
+    return frame_to_image(box, width, height) + np.array([x0, y0, x0, y0], dtype=np.float64)
 
 
 def frame_to_image(box: np.ndarray, width: float, height: float) -> np.ndarray:

@@ -32,9 +32,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from posenet.core import geometry, h5format
+from posenet.core import geometry, h5format, transforms
 from posenet.core.errors import PosenetError
-from posenet.core.facemodel import FLIP_PERMUTATION_68
 from posenet.tracker import contract
 
 POSE_FIELDS = ("quats", "coords", "rois", "pt3d_68")
@@ -91,47 +90,6 @@ def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def rotated_box(roi: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Axis-aligned box of the ellipse inscribed in `roi` after the rotation `affine` (2x3)."""
-    center = geometry.apply_affine((roi[:2] + roi[2:]) / 2.0, affine)
-    half = (roi[2:] - roi[:2]) / 2.0
-    extent = np.sqrt((affine[:, :2] ** 2) @ (half**2))
-    return np.concatenate([center - extent, center + extent])
-
-
-# --- pose samples ----------------------------------------------------------------------------
-
-def mirror_pose(gray: np.ndarray, labels: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Horizontally mirrored image and its exact labels (DESIGN.md §2)."""
-    width = gray.shape[1]
-    return np.ascontiguousarray(gray[:, ::-1]), {
-        "quats": geometry.mirror_quat(labels["quats"]),
-        "coords": geometry.mirror_x(labels["coords"], width),
-        "rois": geometry.mirror_roi(labels["rois"], width),
-        "pt3d_68": geometry.mirror_x(labels["pt3d_68"], width)[FLIP_PERMUTATION_68],
-    }
-
-
-def rotate_pose(gray: np.ndarray, labels: dict[str, np.ndarray], angle: float,
-                center: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Image rotated by `angle` (radians, clockwise on screen) about `center` (default: the face-box
-    centre), with labels. About the principal point this is exactly a camera roll."""
-    roi = labels["rois"]
-    center = (roi[:2] + roi[2:]) / 2.0 if center is None else np.asarray(center, dtype=np.float64)
-    affine = geometry.inplane_affine(center, angle)
-    # a rotation about edge-coordinate point c is the rotation about pixel index c - 0.5
-    pixel_affine = geometry.inplane_affine(center - 0.5, angle)
-    rotated = cv2.warpAffine(gray, pixel_affine, (gray.shape[1], gray.shape[0]),
-                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    coords = labels["coords"]
-    return rotated, {
-        "quats": geometry.rotate_quat_inplane(labels["quats"], angle),
-        "coords": np.concatenate([geometry.apply_affine(coords[:2], affine), coords[2:]]),
-        "rois": rotated_box(roi, affine),
-        "pt3d_68": geometry.apply_affine(labels["pt3d_68"], affine),
-    }
-
-
 def jitter_box(roi: np.ndarray, rng: np.random.Generator, shift: float, scale: float) -> np.ndarray:
     """The face box the tracker might hold: the true box shifted and rescaled at random."""
     center = (roi[:2] + roi[2:]) / 2.0
@@ -141,9 +99,11 @@ def jitter_box(roi: np.ndarray, rng: np.random.Generator, shift: float, scale: f
     return np.concatenate([center - half, center + half])
 
 
-def pose_targets(labels: dict[str, np.ndarray], patch_box: np.ndarray) -> dict[str, np.ndarray]:
-    """Labels in the units of the patch cut around `patch_box` (see `posenet.tracker.contract`)."""
-    center, side = contract.patch_square(patch_box)
+def pose_targets(labels: dict[str, np.ndarray], patch_box: np.ndarray,
+                 frame_wh: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Labels in the units of the patch cut around `patch_box` in a frame of `frame_wh`
+    (`contract.crop_patch`: the same clamped centre and side)."""
+    center, side = contract.patch_square(patch_box, frame_wh)
     half = side / 2.0
     points = np.array(labels["pt3d_68"], dtype=np.float64, copy=True)
     points[:, 2] -= points[:, 2].mean()  # depth relative to the face, not the camera
@@ -162,16 +122,18 @@ def pose_sample(gray: np.ndarray, labels: dict[str, np.ndarray], config: Tracker
                 rng: np.random.Generator | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One (uint8 patch, targets) pair; augmented when `rng` is given, the exact face box otherwise."""
     if rng is None:
-        return contract.crop_patch(gray, labels["rois"]), pose_targets(labels, labels["rois"])
+        return contract.crop_patch(gray, labels["rois"]), pose_targets(labels, labels["rois"], contract.frame_size(gray))
     if config.mirror and rng.random() < 0.5:
-        gray, labels = mirror_pose(gray, labels)
+        labels, gray = transforms.mirror_sample(labels, gray)
     if config.rotation_deg:
-        gray, labels = rotate_pose(gray, labels, np.radians(rng.uniform(-config.rotation_deg, config.rotation_deg)))
+        angle = np.radians(rng.uniform(-config.rotation_deg, config.rotation_deg))
+        center = (labels["rois"][:2] + labels["rois"][2:]) / 2.0  # the face-box centre
+        labels, gray = transforms.rotate_sample(labels, gray, angle, center, border=cv2.BORDER_REFLECT_101)
     box = jitter_box(labels["rois"], rng, config.shift, config.scale)
     patch = contract.crop_patch(gray, box)
     if config.photometric:
         patch = photometric(patch, rng)
-    return patch, pose_targets(labels, box)
+    return patch, pose_targets(labels, box, contract.frame_size(gray))
 
 
 # --- localizer samples -------------------------------------------------------------------------

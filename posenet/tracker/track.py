@@ -54,25 +54,23 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
-from data_tools.show import draw_axes
 from posenet.core import geometry
+from posenet.core.draw import draw_axes
 from posenet.core.errors import PosenetError
 from posenet.core.fileio import atomic_output, check_writable
+from posenet.core.paths import OPENTRACK_MODELS, OUR_MODELS
 from posenet.tracker.contract import (
-    LOCALIZER_INPUT_HW,
     crop_square,
-    frame_to_image,
+    frame_size,
+    localizer_box,
+    localizer_input,
     normalize_brightness,
-    normalize_frame,
     patch_square,
     patch_to_image,
     require_contract,
 )
 from posenet.tracker.udp import OpentrackSender, opentrack_values, parse_address
 
-REPO = Path(__file__).resolve().parents[1]
-OUR_MODELS = REPO / "work" / "models"
-OPENTRACK_MODELS = Path(os.environ.get("POSENET_SHARED", REPO.parent / "shared")) / "peers" / "opentrack"
 MODEL_FILES = {  # kind -> (our file, Opentrack's file)
     "localizer": ("localizer.onnx", "head-localizer.onnx"),
     "pose": ("pose_net.onnx", "head-pose-0.4-small-int8.onnx"),
@@ -81,7 +79,6 @@ MODEL_FILES = {  # kind -> (our file, Opentrack's file)
 RELOCALIZE_IOU = 0.25  # run the localizer when IoU(stored localizer box, tracked box) < this
 FACE_PROBABILITY = 0.5  # accept a localizer face above this
 MIN_FACE_PX = 32  # a new track needs a localizer box wider and taller than this
-LOCALIZER_ASPECT = (4, 3)  # Opentrack crops camera frames to 4:3 before the localizer
 DEFAULT_FOV_DEG = 56.0  # horizontal field of view for the position (Opentrack's default value)
 CAMERA_TIMEOUT_S = 5.0  # a camera that gives no first frame within this is "not there"
 NOMINAL_FPS = 30.0  # frame rate assumed for image folders and videos without one
@@ -109,13 +106,6 @@ def sigmoid(logit: float) -> float:
     return float(1.0 / (1.0 + np.exp(-logit)))
 
 
-def aspect_crop(width: int, height: int, aspect: tuple[int, int] = LOCALIZER_ASPECT) -> tuple[int, int, int, int]:
-    """Centred crop (x0, y0, w, h) of a frame to `aspect`, as Opentrack's `make_crop_rect_for_aspect`."""
-    ax, ay = aspect
-    crop_w, crop_h = min(width, height * ax // ay), min(height, width * ay // ax)
-    return (width - crop_w) // 2, (height - crop_h) // 2, crop_w, crop_h
-
-
 class Localizer:
     """Face probability and box in a whole frame (Opentrack's head localizer contract)."""
 
@@ -127,12 +117,9 @@ class Localizer:
 
     def __call__(self, gray: np.ndarray) -> tuple[float, np.ndarray]:
         """Grey uint8 frame -> (probability of a face, box x0, y0, x1, y1 in frame pixels)."""
-        x0, y0, width, height = aspect_crop(gray.shape[1], gray.shape[0])
-        crop = gray[y0:y0 + height, x0:x0 + width]
-        small = cv2.resize(crop, LOCALIZER_INPUT_HW[::-1], interpolation=cv2.INTER_AREA)
-        logit_box = self.session.run(["logit_box"], {self.input_name: normalize_frame(small)[None, None]})[0][0]
-        box = frame_to_image(logit_box[1:], width, height) + np.array([x0, y0, x0, y0])
-        return sigmoid(logit_box[0]), box
+        x, window = localizer_input(gray)
+        logit_box = self.session.run(["logit_box"], {self.input_name: x[None, None]})[0][0]
+        return sigmoid(logit_box[0]), localizer_box(logit_box[1:], window)
 
 
 class Face(NamedTuple):
@@ -158,17 +145,12 @@ class PoseEstimator:
             raise PosenetError(f"{path}: input is {height}x{width}; the tracker feeds square patches")
         self.input_size = int(height)
 
-    def patch_square(self, gray: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, int]:
-        """Opentrack's patch: centre (clamped into the frame) and integer side of the square."""
-        center, side = patch_square(box)
-        return np.clip(center, 0.0, [gray.shape[1], gray.shape[0]]), int(side)
-
     def __call__(self, gray: np.ndarray, box: np.ndarray) -> Face | None:
         """Grey uint8 frame and face box -> Face, or None when the box is degenerate."""
         box = np.asarray(box, dtype=np.float64)
         if not np.all(np.isfinite(box)):
             return None
-        center, side = self.patch_square(gray, box)
+        center, side = patch_square(box, frame_size(gray))
         if side < 1:
             return None
         patch = crop_square(gray, center, side, self.input_size)

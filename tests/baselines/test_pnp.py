@@ -173,15 +173,6 @@ def test_no_face_in_animal_photos(shared_data: Path) -> None:
     assert predictor.failures == len(paths)
 
 
-def test_benchmark_frames_fall_back_to_rendered_heads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pnp, "SHARED_DATA", tmp_path)  # no sample data: rendered heads instead
-    frames, source = pnp._bench_frames(2)
-    assert "synthetic" in source and len(frames) == 2
-    assert all(frame.shape == (480, 640, 3) and frame.dtype == np.uint8 for frame in frames)
-    boxes = pnp._frame_boxes(frames)
-    assert all(pnp.landmarks_68(frame, box).shape == (68, 2) for frame, box in zip(frames, boxes))
-
-
 def test_dlib_pnp_on_a_rendered_head() -> None:
     """End to end without sample data: a rendered frontal head is detected and posed roughly right."""
     from data_tools import synth
@@ -194,12 +185,3 @@ def test_dlib_pnp_on_a_rendered_head() -> None:
     predicted = predictor.predict(dataset)
     assert predictor.failures == 0 and set(predictor.timings) == set(pnp.STAGES)
     assert geometry.geodesic_deg(quat, predicted[0]) < 25.0
-
-
-@pytest.mark.slow
-def test_benchmark_quick_prints_every_stage(capsys: pytest.CaptureFixture) -> None:
-    lines = pnp.benchmark(quick=True)
-    text = "\n".join(lines)
-    for stage in ("HOG detection", "CNN (MMOD) detection", "68 landmarks", "PnP (iterative)", "noise px"):
-        assert stage in text
-    assert text in capsys.readouterr().out

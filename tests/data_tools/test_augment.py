@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from test_convert_aflw2000 import SAMPLES, aflw_members, convert, write_zip
 
-from data_tools.augment import ORIGINAL_GROUPS_DEG, parse_groups, rotated_ellipse_box
+from data_tools.augment import ORIGINAL_GROUPS_DEG, parse_groups
 from data_tools.convert.aflw2000 import fit_head
 from posenet.cli import main
 from posenet.core import geometry
 from posenet.core.errors import PosenetError
 from posenet.core.facemodel import LANDMARKS_68
 from posenet.core.h5format import read_dataset, write_dataset
+from posenet.core.transforms import rotated_box
 
 DOTS = (8, 36, 45, 30)  # chin, outer eye corners, nose tip: asymmetric enough to catch a bad flip
 
@@ -113,6 +114,6 @@ def test_range_groups_and_bad_groups():
 
 def test_rotated_box_rule():
     roi = np.array([10.0, 20.0, 50.0, 100.0])
-    np.testing.assert_allclose(rotated_ellipse_box(roi, geometry.inplane_affine([30, 60], 0.0)), roi)
-    np.testing.assert_allclose(rotated_ellipse_box(roi, geometry.inplane_affine([30, 60], np.pi / 2)),
+    np.testing.assert_allclose(rotated_box(roi, geometry.inplane_affine([30, 60], 0.0)), roi)
+    np.testing.assert_allclose(rotated_box(roi, geometry.inplane_affine([30, 60], np.pi / 2)),
                                [-10.0, 40.0, 70.0, 80.0], atol=1e-9)

@@ -121,3 +121,24 @@ def test_opentrack_pose_model_agrees_with_our_conventions(shared_data, opentrack
         head = contract.patch_to_image(out["pos_size"][:, None, :], center, side)[0, 0]
         np.testing.assert_allclose(head[:2], dataset["coords"][i][:2], atol=0.1 * side)
         assert head[2] == pytest.approx(dataset["coords"][i][2], rel=0.25)
+
+
+def test_patch_centre_is_clamped_into_the_frame_for_training_and_runtime_alike():
+    gray = np.zeros((100, 200), np.uint8)
+    gray[:, 190:] = 255  # a bright strip at the right edge
+    box = np.array([230.0, 40.0, 270.0, 80.0])  # drifted past the right edge
+    center, side = contract.patch_square(box, contract.frame_size(gray))
+    np.testing.assert_allclose(center, [200.0, 60.0])
+    assert side == int(1.05 * 40)
+    patch = contract.crop_patch(gray, box, size=int(side))
+    assert patch[:, :8].mean() < 10 and patch[:, -8:].mean() > 245  # frame interior left, strip and edge right
+    unclamped, _ = contract.patch_square(box)
+    np.testing.assert_allclose(unclamped, [250.0, 60.0])
+
+
+def test_localizer_input_is_the_aspect_crop_and_maps_boxes_back():
+    gray = np.full((480, 800), 128, np.uint8)
+    x, window = contract.localizer_input(gray)
+    assert x.shape == contract.LOCALIZER_INPUT_HW and x.dtype == np.float32
+    assert window == contract.aspect_crop(800, 480) == (80, 0, 640, 480)
+    np.testing.assert_allclose(contract.localizer_box(np.array([-1.0, -1.0, 1.0, 1.0]), window), [80, 0, 720, 480])

@@ -23,7 +23,7 @@ from posenet.cli import main
 from posenet.core import geometry
 from posenet.core.errors import PosenetError
 from posenet.core.h5format import Dataset, encode_image
-from posenet.tracker import track
+from posenet.tracker import contract, track
 from posenet.tracker.udp import unpack
 
 OPENTRACK_POSE = "head-pose-0.4-small-int8.onnx"
@@ -89,7 +89,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 @pytest.mark.parametrize("size, crop", [((1280, 720), (160, 0, 960, 720)), ((640, 480), (0, 0, 640, 480)),
                                         ((480, 640), (0, 140, 480, 360))])
 def test_localizer_sees_the_centred_4_3_crop(size, crop):
-    assert track.aspect_crop(*size) == crop
+    assert contract.aspect_crop(*size) == crop
 
 
 def test_head_position_inverts_the_projection():

@@ -9,7 +9,7 @@ import tensorflow as tf
 from scipy.stats import multivariate_normal
 from tracker_fixtures import IMAGE_SIZE, dot_image, face_file, face_labels, random_pose, scene_file
 
-from posenet.core import geometry, h5format
+from posenet.core import geometry, h5format, transforms
 from posenet.tracker import contract
 from posenet.tracker import data as tracker_data
 from posenet.tracker.nets.localizer import build_localizer
@@ -57,7 +57,7 @@ def test_brightness_twins_agree(shape, high):
 def test_mirror_labels_are_the_mirrored_pose():
     quat, translation, camera = random_pose(np.random.default_rng(2))
     labels = face_labels(quat, translation, camera)
-    _, mirrored = tracker_data.mirror_pose(np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8), labels)
+    mirrored, _ = transforms.mirror_sample(labels, np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8))
     mirror_camera = camera.copy()
     mirror_camera[2] = IMAGE_SIZE - camera[2]
     expected = face_labels(geometry.mirror_quat(quat), translation * [-1, 1, 1], mirror_camera)
@@ -69,7 +69,7 @@ def test_rotation_about_the_principal_point_is_a_camera_roll():
     quat, translation, camera = random_pose(np.random.default_rng(3))
     labels = face_labels(quat, translation, camera)
     angle = np.radians(23.0)
-    _, rotated = tracker_data.rotate_pose(np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8), labels, angle, camera[2:])
+    rotated, _ = transforms.rotate_sample(labels, np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8), angle, camera[2:])
     roll = geometry.rotvec_to_matrix(np.array([0.0, 0.0, angle]))
     expected = face_labels(geometry.rotate_quat_inplane(quat, angle), roll @ translation, camera)
     for name in ("quats", "coords", "pt3d_68"):
