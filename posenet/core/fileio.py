@@ -1,4 +1,9 @@
-"""Atomic file output: nothing half-written is ever left under the final name."""
+"""Atomic file output: nothing half-written is ever left under the final name.
+
+Outputs create their folder: `atomic_output` makes the missing parent folders of the path it
+writes (never of an input), so `--out work/data/x.h5` works in a fresh clone. Folders it made
+are removed again when the write fails and they are still empty.
+"""
 
 from __future__ import annotations
 
@@ -12,34 +17,75 @@ from typing import Iterator
 from posenet.core.errors import PosenetError
 
 
+def _nearest_existing(directory: Path) -> Path:
+    """`directory` itself if it exists, else its closest existing ancestor."""
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent
+    return directory
+
+
 def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early, with one line, when `path` cannot be created."""
+    """Fail early, with one line, when `path` cannot be created.
+
+    A missing parent folder is fine (`atomic_output` creates it) as long as the closest folder
+    that exists is writable; nothing is created here, so a check before slow work leaves no trace.
+    """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise PosenetError(f"{path}: is a directory, expected a file path")
-    if not parent.is_dir():
-        raise PosenetError(f"{path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise PosenetError(f"{path}: directory {parent} is not writable")
+    base = _nearest_existing(parent)
+    if not base.is_dir():
+        raise PosenetError(f"{path}: {base} is not a directory")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise PosenetError(f"{path}: directory {base} is not writable")
     return path
+
+
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing folders above `path`; return those this call made, outermost first."""
+    missing = []
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    made = []
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if not directory.is_dir():
+                raise PosenetError(f"{path}: {directory} is not a directory") from None
+            continue  # made meanwhile by someone else: not ours to remove
+        except OSError as error:
+            raise PosenetError(f"{path}: cannot create directory {directory} ({error.strerror})") from None
+        made.append(directory)
+    return made
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it onto `path` only on success.
 
-    On any exception (including KeyboardInterrupt) the temporary file is removed
-    and an existing file at `path` is left untouched.
+    Missing parent folders of `path` are created first. On any exception (including
+    KeyboardInterrupt) the temporary file is removed, an existing file at `path` is left
+    untouched, and the folders made for it are removed again if still empty.
     """
     path = check_writable(path)
+    made = _make_parents(path)
     tmp = path.with_name(path.name + ".tmp")
+    finished = False
     try:
         yield tmp
         os.replace(tmp, path)
+        finished = True
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if not finished:
+            for directory in reversed(made):
+                with contextlib.suppress(OSError):  # not empty (someone else's file) or gone: leave it
+                    directory.rmdir()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,72 @@
+"""Atomic outputs: they create their folder, and a failure leaves nothing behind."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from posenet.core import fileio
+from posenet.core.errors import PosenetError
+
+
+def test_output_creates_its_missing_folders(tmp_path):
+    target = tmp_path / "work" / "data" / "x.txt"
+    with fileio.atomic_output(target) as tmp:
+        assert tmp.parent.is_dir()
+        tmp.write_text("done")
+    assert target.read_text() == "done"
+    assert [p.name for p in target.parent.iterdir()] == ["x.txt"]  # no .tmp left
+
+
+def test_failure_in_a_new_folder_leaves_no_file_and_no_folder(tmp_path):
+    (tmp_path / "kept").mkdir()
+    target = tmp_path / "kept" / "new" / "deeper" / "x.h5"
+    with pytest.raises(RuntimeError), fileio.atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert not target.exists() and not target.with_name("x.h5.tmp").exists()
+    assert list(tmp_path.rglob("*")) == [tmp_path / "kept"]  # only the folders it made are removed
+
+
+def test_failure_keeps_the_old_file_and_folders_holding_other_files(tmp_path):
+    target = tmp_path / "new" / "out.txt"
+    with pytest.raises(KeyboardInterrupt), fileio.atomic_output(target) as tmp:
+        (target.parent / "other.txt").write_text("someone else's")
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in target.parent.iterdir()) == ["other.txt"]
+
+    target.write_text("old")
+    with pytest.raises(RuntimeError), fileio.atomic_output(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["other.txt", "out.txt"]
+
+
+def test_check_writable_accepts_a_missing_folder_without_creating_it(tmp_path):
+    target = tmp_path / "a" / "b" / "x.h5"
+    assert fileio.check_writable(target) == target
+    assert not (tmp_path / "a").exists()
+
+
+def test_check_writable_rejects_what_cannot_become_a_file(tmp_path):
+    with pytest.raises(PosenetError, match="is a directory"):
+        fileio.check_writable(tmp_path)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("")
+    with pytest.raises(PosenetError, match="file.txt is not a directory"):
+        fileio.check_writable(blocker / "sub" / "x.h5")
+    with pytest.raises(PosenetError, match="not a directory"), fileio.atomic_output(blocker / "x.h5"):
+        pass
+    assert blocker.read_text() == ""
+
+
+def test_unwritable_folder_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(fileio.os, "access", lambda path, mode: False)  # as if read-only (works as root too)
+    with pytest.raises(PosenetError, match=re.escape(f"directory {tmp_path} is not writable")):
+        fileio.check_writable(tmp_path / "new" / "x.h5")
+    with pytest.raises(PosenetError, match="is not writable"), fileio.atomic_output(tmp_path / "new" / "x.h5"):
+        pass
+    assert not list(tmp_path.iterdir())
