@@ -1,6 +1,6 @@
 """`posenet bench`: performance figures, printed and written to results/benchmarks.md.
 
-Each benchmark lives next to the code it measures and is named here once, as
+Each benchmark is a module of posenet/benchmarks/, named here once, as
 "module:function". A benchmark function takes `quick: bool` and returns a list of
 Markdown lines (its section, without the heading); it prints its figures as it goes.
 Sections are kept in results/bench/<name>.md, so running one benchmark never erases

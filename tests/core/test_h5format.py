@@ -97,8 +97,9 @@ def test_writer_rejects_bad_fields_and_keeps_existing_file(tmp_path):
     with pytest.raises(PosenetError, match="pt3d_68"):
         h5format.write_dataset(path, fields)
     assert path.read_bytes() == before
-    with pytest.raises(PosenetError, match="does not exist"):
-        h5format.write_dataset(tmp_path / "nodir" / "d.h5", sample_fields())
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PosenetError, match="afile"):
+        h5format.write_dataset(tmp_path / "afile" / "d.h5", sample_fields())  # a file where a folder must be
 
 
 def test_undecodable_image_is_one_clear_error():
