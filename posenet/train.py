@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from typing import TYPE_CHECKING
 
 from posenet.study.config import TrainConfig
 from posenet.study.losses import LOSSES
-from posenet.training.registry import MODELS, model_entry
+from posenet.study.pipeline import PipelineConfig
+from posenet.training.registry import MODELS, ModelConfig, model_entry
 from posenet.training.runs import Run
+
+if TYPE_CHECKING:
+    from posenet.tracker.train import TrackerTrainConfig
 
 
 def _optional(value: str) -> str | None:
@@ -17,6 +21,7 @@ def _optional(value: str) -> str | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
+    pipe = defaults.pipeline
     parser.add_argument("--model", required=True, help=f"network: {', '.join(MODELS)}")
     parser.add_argument("--loss", default=defaults.loss, help=f"training loss: {', '.join(LOSSES)}")
     parser.add_argument("--train", required=True, help="training split (HDF5)")
@@ -25,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-name", default=None, help="run directory name (default: MODEL-LOSS)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="total epochs")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="Adam learning rate")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--input-size", type=int, default=defaults.input_size, help="square input side, pixels")
+    parser.add_argument("--batch-size", type=int, default=pipe.batch_size)
+    parser.add_argument("--input-size", type=int, default=pipe.input_size, help="square input side, pixels")
     parser.add_argument("--schedule", default=defaults.schedule,
                         help="constant; original (the rate drops 5x after 50/80 of the epochs); or cosine (decays to 5%% of --lr)")
     parser.add_argument("--weights", type=_optional, default=None,
@@ -36,27 +41,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-features", action=argparse.BooleanOptionalAction, default=None,
                         help="train a frozen C_RESNET's head on cached backbone features (default: when frozen)")
     parser.add_argument("--distribute", default=None, help="tf.distribute strategy: mirrored or multiworker")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=pipe.seed)
     parser.add_argument("--augment", action="store_true", help="in-plane rotation, mirror and photometric jitter")
-    parser.add_argument("--rotation-deg", type=float, default=defaults.rotation_deg, help="max in-plane rotation")
+    parser.add_argument("--rotation-deg", type=float, default=pipe.rotation_deg, help="max in-plane rotation")
     parser.add_argument("--no-flip", dest="flip", action="store_false", help="no mirror augmentation")
     parser.add_argument("--no-photometric", dest="photometric", action="store_false", help="no colour jitter")
-    parser.add_argument("--margin", type=float, default=defaults.margin, help="crop margin, share of the box side")
-    parser.add_argument("--boxes", default=defaults.boxes, help="face boxes: file (rois) or dlib")
-    parser.add_argument("--normalization", default=defaults.normalization, help="resnet (caffe-style) or unit")
+    parser.add_argument("--margin", type=float, default=pipe.margin, help="crop margin, share of the box side")
+    parser.add_argument("--boxes", default=pipe.boxes, help="face boxes: file (rois) or dlib")
+    parser.add_argument("--normalization", default=pipe.normalization, help="resnet (caffe-style) or unit")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in fields(TrainConfig)}
-    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
-    return TrainConfig(**values, learning_rate=args.lr)
+    """The study run the flags ask for: the run's own settings, the pipeline's and the net's."""
+    pipe = PipelineConfig(input_size=args.input_size, normalization=args.normalization, augment=args.augment,
+                          rotation_deg=args.rotation_deg, flip=args.flip, photometric=args.photometric,
+                          margin=args.margin, boxes=args.boxes, batch_size=args.batch_size, seed=args.seed)
+    net = ModelConfig(input_size=args.input_size, weights=args.weights, trainable_from=args.trainable_from)
+    return TrainConfig(model=args.model, loss=args.loss, train=args.train, val=args.val, logdir=args.logdir,
+                       run_name=args.run_name, epochs=args.epochs, learning_rate=args.lr, schedule=args.schedule,
+                       cache_features=args.cache_features, distribute=args.distribute, pipeline=pipe, net=net)
+
+
+def tracker_config_from_args(args: argparse.Namespace) -> TrackerTrainConfig:
+    """The tracker run the flags ask for; the study's pipeline and C_RESNET flags do not apply to its nets."""
+    from posenet.tracker import data as tracker_data
+    from posenet.tracker.train import TrackerTrainConfig
+
+    return TrackerTrainConfig(model=args.model, train=str(args.train), val=str(args.val), logdir=args.logdir,
+                              run_name=args.run_name, epochs=args.epochs, learning_rate=args.lr,
+                              data=tracker_data.TrackerDataConfig(batch_size=args.batch_size, seed=args.seed))
 
 
 def run(args: argparse.Namespace) -> None:
     if model_entry(args.model).task != "rotvec":
         from posenet.tracker import train as tracker_train
 
-        return tracker_train.run(args)
+        return tracker_train.run(tracker_config_from_args(args))
     from posenet.study import train as study_train
 
     run_dir = study_train.train(config_from_args(args))

@@ -23,10 +23,14 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from posenet.core.errors import PosenetError
 from posenet.core.fileio import atomic_output, staged_outputs
 from posenet.training.runs import CONFIG, Run
+
+if TYPE_CHECKING:
+    from posenet.study.config import TrainConfig
 
 MODELS = ("C1_NET", "C2_NET", "C_RESNET")
 LOSSES = ("mse", "geodesic")
@@ -61,6 +65,21 @@ class Preset:
     baselines: bool = True  # PnP rows (dlib and oracle landmarks)
     boxes: str = "file"  # face boxes the nets are trained and tested on: the file's, or dlib's
     note: str = ""
+
+    def train_config(self, arm: str, splits: dict[str, Path], runs_dir: Path, weights: str | None) -> TrainConfig:
+        """The training run of one arm ("MODEL-LOSS") in `runs_dir / arm`;
+        the seed and every setting not named here are the defaults, so arms are reproducible."""
+        from posenet.study.config import TrainConfig  # TensorFlow: only once something is trained
+        from posenet.study.pipeline import PipelineConfig
+        from posenet.training.registry import ModelConfig
+
+        model, loss = arm.split("-")
+        pipe = PipelineConfig(input_size=self.input_size, augment=self.augment, rotation_deg=self.rotation_deg,
+                              photometric=False, boxes=self.boxes, batch_size=self.batch_size)
+        return TrainConfig(model=model, loss=loss, train=str(splits["train"]), val=str(splits["val"]),
+                           logdir=str(runs_dir), run_name=arm, epochs=self.epochs[model],
+                           learning_rate=self.learning_rate, schedule=self.schedule, pipeline=pipe,
+                           net=ModelConfig(input_size=self.input_size, weights=weights))
 
 
 PRESETS = {
@@ -150,20 +169,14 @@ def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path,
     """Train one arm unless its run is already done (its `done` records the training time)."""
     from posenet.study import train
 
-    model, loss = arm.split("-")
-    run_dir = runs_dir / arm
-    config = train.TrainConfig(model=model, loss=loss, train=str(splits["train"]), val=str(splits["val"]),
-                               logdir=str(runs_dir), run_name=arm, epochs=preset.epochs[model],
-                               learning_rate=preset.learning_rate, batch_size=preset.batch_size,
-                               input_size=preset.input_size, schedule=preset.schedule, weights=weights,
-                               augment=preset.augment, rotation_deg=preset.rotation_deg, photometric=False,
-                               boxes=preset.boxes)
+    config = preset.train_config(arm, splits, runs_dir, weights)
+    run_dir = config.run_dir
     if (run_dir / CONFIG).is_file():  # finished, or interrupted and about to resume
         check_same_settings(run_dir, config)
     if Run(run_dir).done:
         print(f"{arm}: already trained ({run_dir}), skipped")
         return run_dir
-    print(f"{arm}: training {config.epochs} epochs at {config.input_size} px")
+    print(f"{arm}: training {config.epochs} epochs at {config.pipeline.input_size} px")
     train.train(config)
     return run_dir
 

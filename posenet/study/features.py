@@ -19,7 +19,7 @@ from tqdm import tqdm
 from posenet.core import h5format
 from posenet.core.fileio import atomic_output
 from posenet.study import pipeline
-from posenet.study.config import TrainConfig, pipeline_config
+from posenet.study.config import TrainConfig
 
 
 def file_digest(path: str | Path) -> str:
@@ -36,9 +36,10 @@ def feature_cache_path(path: str | Path, config: TrainConfig) -> Path:
 
     Random weights (None) differ per seed, so the seed is part of the key then.
     """
-    weights = config.weights if config.weights in (None, "imagenet") else file_digest(config.weights)
-    key = json.dumps([file_digest(path), config.input_size, config.normalization, config.margin,
-                      config.boxes, weights, config.seed if config.weights is None else None])
+    pipe, given = config.pipeline, config.net.weights
+    weights = given if given in (None, "imagenet") else file_digest(given)
+    key = json.dumps([file_digest(path), pipe.input_size, pipe.normalization, pipe.margin,
+                      pipe.boxes, weights, pipe.seed if given is None else None])
     return Path(config.logdir) / "feature_cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
 
 
@@ -64,7 +65,7 @@ def backbone_features(backbone: keras.Model, dataset: h5format.Dataset,
 def extract_features(backbone: keras.Model, dataset: h5format.Dataset, config: TrainConfig, cache: Path) -> None:
     """Run the backbone over `dataset` once, writing the features straight into a .npy memmap
     (renamed onto `cache` only when complete; the labels file is written first)."""
-    batches = pipeline.make_dataset(dataset, pipeline_config(config), training=False)
+    batches = pipeline.make_dataset(dataset, config.pipeline, training=False)
     extract = tf.function(lambda images: backbone(images, training=False))  # one device, also under a strategy
     shape = (len(dataset), *backbone.output.shape[1:])
     labels = np.zeros((len(dataset), 3), np.float32)
@@ -87,7 +88,7 @@ def feature_batches(features: np.ndarray, labels: np.ndarray, config: TrainConfi
     one batch is in memory; training shuffles the indices with the seed, anew each epoch."""
     indices = tf.data.Dataset.range(len(labels))
     if training:
-        indices = indices.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
+        indices = indices.shuffle(len(labels), seed=config.pipeline.seed, reshuffle_each_iteration=True)
 
     def gather(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         batch = np.sort(batch)  # ascending reads from the memmap
@@ -99,4 +100,4 @@ def feature_batches(features: np.ndarray, labels: np.ndarray, config: TrainConfi
         label.set_shape((None, *labels.shape[1:]))
         return feature, label
 
-    return indices.batch(config.batch_size).map(load).prefetch(tf.data.AUTOTUNE)
+    return indices.batch(config.pipeline.batch_size).map(load).prefetch(tf.data.AUTOTUNE)

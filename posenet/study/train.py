@@ -22,12 +22,12 @@ import tensorflow as tf
 from posenet.core import draw, geometry, h5format
 from posenet.core.errors import PosenetError
 from posenet.study import pipeline
-from posenet.study.config import TrainConfig, check_config, pipeline_config
+from posenet.study.config import TrainConfig, check_config
 from posenet.study.features import backbone_features, feature_batches
 from posenet.study.losses import LOSSES
 from posenet.study.metrics import study_metrics
 from posenet.study.nets import c_resnet
-from posenet.training.registry import MODELS, ModelConfig, build_model
+from posenet.training.registry import MODELS, build_model
 from posenet.training.runs import BACKUP, CONFIG, Run
 
 ORIGINAL_EPOCHS = (50, 30)  # the original: 50 epochs, then 30 at a 5x lower rate
@@ -71,9 +71,7 @@ def build(config: TrainConfig) -> tuple[keras.Model, keras.Model]:
 
     The fitted part comes compiled; call this inside the distribution strategy's scope.
     """
-    model_config = ModelConfig(input_size=config.input_size, weights=config.weights,
-                               trainable_from=config.trainable_from)
-    network = build_model(config.model, model_config)
+    network = build_model(config.model, config.net)
     fitted = network.get_layer(c_resnet.HEAD) if wants_cache(config, network) else network
     compile_model(fitted, config)
     return network, fitted
@@ -81,11 +79,11 @@ def build(config: TrainConfig) -> tuple[keras.Model, keras.Model]:
 
 def wants_cache(config: TrainConfig, network: keras.Model) -> bool:
     """Whether to fit the head on cached backbone features: asked for, or by default when possible."""
-    frozen = c_resnet.is_frozen(network)
+    frozen, trainable_from = c_resnet.is_frozen(network), config.net.trainable_from
     if config.cache_features and not frozen:
         raise PosenetError(f"--cache-features: only a fully frozen C_RESNET (--trainable-from none) can cache "
                            f"backbone features, not {config.model}"
-                           + (f" with --trainable-from {config.trainable_from}" if config.trainable_from else ""))
+                           + (f" with --trainable-from {trainable_from}" if trainable_from else ""))
     return frozen if config.cache_features is None else config.cache_features
 
 # --- callbacks ----------------------------------------------------------------------------
@@ -126,11 +124,11 @@ class AxesImages(keras.callbacks.Callback):
 
 def axes_images(config: TrainConfig, network: keras.Model, val: h5format.Dataset) -> AxesImages:
     """The image callback on the first validation samples, preprocessed as the pipeline does."""
-    pipe = pipeline_config(config)
+    pipe = config.pipeline
     count = min(IMAGE_SAMPLES, len(val))
     rois = pipeline.face_boxes(val, pipe)[:count]
     images = [val.image(i) for i in range(count)]
-    crops = np.stack([pipeline.crop_letterbox(im, roi, config.input_size, config.margin)[0]
+    crops = np.stack([pipeline.crop_letterbox(im, roi, pipe.input_size, pipe.margin)[0]
                       for im, roi in zip(images, rois)])
     inputs = np.stack([pipeline.preprocess_numpy(im, roi, pipe) for im, roi in zip(images, rois)])
     rotvecs = geometry.quat_to_rotvec(np.asarray(val["quats"][:count]))
@@ -141,10 +139,11 @@ def write_hparams(config: TrainConfig) -> None:
     """HParams dashboard: the experiment config in `logdir`, this run's values in its directory."""
     from tensorboard.plugins.hparams import api as hp
 
+    pipe = config.pipeline
     values = {"model": config.model, "loss": config.loss, "learning_rate": config.learning_rate,
-              "input_size": config.input_size, "epochs": config.epochs, "schedule": config.schedule,
-              "batch_size": config.batch_size, "augment": config.augment,
-              "trainable_from": str(config.trainable_from), "data": Path(config.train).name}
+              "input_size": pipe.input_size, "epochs": config.epochs, "schedule": config.schedule,
+              "batch_size": pipe.batch_size, "augment": pipe.augment,
+              "trainable_from": str(config.net.trainable_from), "data": Path(config.train).name}
     hparams = [hp.HParam("model", hp.Discrete(sorted(MODELS))), hp.HParam("loss", hp.Discrete(sorted(LOSSES))),
                *(hp.HParam(name) for name in values if name not in ("model", "loss"))]
     metrics = [hp.Metric("epoch_loss", group="train", display_name="train loss"),
@@ -179,7 +178,7 @@ def changed_setting(run_dir: Path, config: TrainConfig,
     """(key, stored, asked) for the first of `keys` (default: every setting the run stored)
     whose value in the run's config.json differs from `config`'s; None when all agree."""
     stored = Run(run_dir).config()["train"]
-    asked = asdict(config)
+    asked = config.settings()
     for key in keys if keys is not None else [key for key in asked if key in stored]:
         if stored.get(key) != asked[key]:
             return key, stored.get(key), asked[key]
@@ -197,7 +196,7 @@ def prepare_run_dir(config: TrainConfig) -> Run:
             key, stored, asked = changed
             raise PosenetError(f"{run.path}: holds an unfinished run with {key}={stored!r}, "
                                f"not {asked!r}; choose another --run-name")
-    run.write_config({"train": asdict(config), "pipeline": asdict(pipeline_config(config))})
+    run.write_config({"train": config.settings(), "pipeline": asdict(config.pipeline)})
     return run
 
 
@@ -220,11 +219,10 @@ def fit_datasets(config: TrainConfig, network: keras.Model, fitted: keras.Model,
                  val_data: h5format.Dataset, extra: Sequence[keras.callbacks.Callback]) -> None:
     """`fit` itself: build the training and validation batches and run keras' fit."""
     if fitted is network:
-        pipe = pipeline_config(config)
-        train = pipeline.make_dataset(train_data, pipe, training=True)
-        val = pipeline.make_dataset(val_data, pipe, training=False)
+        train = pipeline.make_dataset(train_data, config.pipeline, training=True)
+        val = pipeline.make_dataset(val_data, config.pipeline, training=False)
     else:
-        if config.augment:
+        if config.pipeline.augment:
             print("note: backbone features are cached (frozen C_RESNET), so augmentation is off; "
                   "pass --no-cache-features to augment")
         backbone = network.get_layer(c_resnet.BACKBONE)
@@ -258,7 +256,7 @@ def train(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callbac
     """
     check_config(config)
     train_data, val_data = pipeline.load_split(config.train), pipeline.load_split(config.val)  # read once
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.pipeline.seed)
     with make_strategy(config.distribute).scope():
         network, fitted = build(config)  # bad weights fail here, before the run directory exists
     run = prepare_run_dir(config)

@@ -17,10 +17,9 @@ Metrics without weight: `geodesic_deg` (pose) and `face_accuracy` (localizer).
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -108,57 +107,78 @@ class TrackerTraining(keras.Model):
 
 # --- the run -----------------------------------------------------------------------------
 
-def _check_inputs(model_name: str, train_path: str, val_path: str, epochs: int, batch_size: int,
-                  learning_rate: float) -> str:
-    task = model_entry(model_name).task
+@dataclass(frozen=True)
+class TrackerTrainConfig:
+    """Everything one tracker training run depends on; `data` holds the batch size and the seed."""
+
+    model: str  # "pose_net" or "localizer"
+    train: str
+    val: str
+    logdir: str = "runs"
+    run_name: str | None = None  # default: the model's name
+    epochs: int = 10
+    learning_rate: float = 1e-4  # cosine decay to MIN_LR_FRACTION of it over the run
+    data: tracker_data.TrackerDataConfig = field(default_factory=tracker_data.TrackerDataConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.logdir) / (self.run_name or self.model)
+
+    def settings(self) -> dict:
+        """config.json's "train" (its "tracker_data" is `data` whole)."""
+        return {"model": self.model, "task": model_entry(self.model).task, "train": self.train, "val": self.val,
+                "epochs": self.epochs, "batch_size": self.data.batch_size, "learning_rate": self.learning_rate,
+                "seed": self.data.seed}
+
+
+def check_config(config: TrackerTrainConfig) -> str:
+    """The run's task; one clear line for each bad choice, before anything slow happens."""
+    task = model_entry(config.model).task
     if task not in TRACKER_TASKS:
-        raise PosenetError(f"--model {model_name}: not a tracker model (task {task}); use posenet.study.train")
-    for name, path in (("train", train_path), ("val", val_path)):
+        raise PosenetError(f"--model {config.model}: not a tracker model (task {task}); use posenet.study.train")
+    for name, path in (("train", config.train), ("val", config.val)):
         if not Path(path).is_file():
             raise PosenetError(f"{path or '(none)'}: no such {name} dataset file (--{name})")
-    if Path(train_path).resolve() == Path(val_path).resolve():
-        raise PosenetError(f"{val_path}: the validation file is the training file (leakage)")
-    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+    if Path(config.train).resolve() == Path(config.val).resolve():
+        raise PosenetError(f"{config.val}: the validation file is the training file (leakage)")
+    if config.epochs < 1 or config.data.batch_size < 1 or config.learning_rate <= 0:
         raise PosenetError("--epochs, --batch-size and --lr must be positive")
     return task
 
 
-def fit_tracker_model(model_name: str, train_path: str, val_path: str, logdir: str, epochs: int,
-                      batch_size: int, learning_rate: float, seed: int, run_name: str | None = None) -> Path:
+def fit_tracker_model(config: TrackerTrainConfig) -> Path:
     """Train the pose net or the localizer; returns the run directory (best.keras, last.keras, ...)."""
-    task = _check_inputs(model_name, str(train_path), str(val_path), epochs, batch_size, learning_rate)
-    run = Run(Path(logdir) / (run_name or model_name))
+    task = check_config(config)
+    run = Run(config.run_dir)
     if run.done:
         raise PosenetError(f"{run.path}: this run already finished; choose another --run-name or delete it")
-    data_config = tracker_data.TrackerDataConfig(batch_size=batch_size, seed=seed)
     make = DATASETS[task]
-    train = make(str(train_path), data_config, training=True)
-    val = make(str(val_path), data_config, training=False)
+    train = make(config.train, config.data, training=True)
+    val = make(config.val, config.data, training=False)
     steps = int(train.cardinality())
     if steps < 1:
-        raise PosenetError(f"{train_path}: fewer samples than one batch of {batch_size}; lower --batch-size")
-    settings = {"model": model_name, "task": task, "train": str(train_path), "val": str(val_path), "epochs": epochs,
-                "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
-    run.write_config({"train": settings, "tracker_data": asdict(data_config)})
+        raise PosenetError(f"{config.train}: fewer samples than one batch of {config.data.batch_size}; "
+                           "lower --batch-size")
+    run.write_config({"train": config.settings(), "tracker_data": asdict(config.data)})
 
-    keras.utils.set_random_seed(seed)
-    net = build_model(model_name)
+    keras.utils.set_random_seed(config.data.seed)
+    net = build_model(config.model)
     model = TrackerTraining(net, task)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps, alpha=MIN_LR_FRACTION)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps,
+                                                      alpha=MIN_LR_FRACTION)
     model.compile(optimizer=keras.optimizers.Adam(schedule))
     callbacks = [keras.callbacks.TensorBoard(str(run.path), write_graph=False), *run.checkpoint_callbacks(net)]
     start = time.perf_counter()
-    model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=2, shuffle=False)
+    model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks, verbose=2, shuffle=False)
     run.finish({"parameters": net.count_params(), "train_seconds": round(time.perf_counter() - start, 1),
                 **{f"val_{name}": (lambda best, name=name: float(best[f"val_{name}"])) for name in LOSS_TERMS[task][1]}})
     return run.path
 
 
-def run(args: argparse.Namespace) -> None:
-    """`posenet train` for a tracker model (the namespace comes from posenet.train)."""
-    run_dir = fit_tracker_model(args.model, args.train, args.val, args.logdir, args.epochs, args.batch_size,
-                                args.lr, args.seed, args.run_name)
+def run(config: TrackerTrainConfig) -> None:
+    """`posenet train` for a tracker model (posenet.train maps the flags into `config`)."""
+    run_dir = fit_tracker_model(config)
     done = Run(run_dir).summary()
     figures = ", ".join(f"{key[4:]} {value:.3f}" for key, value in done.items() if key.startswith("val_"))
-    print(f"trained {args.model}: {run_dir} (best val_loss {done['best_val_loss']:.4f} at epoch "
+    print(f"trained {config.model}: {run_dir} (best val_loss {done['best_val_loss']:.4f} at epoch "
           f"{done['best_epoch'] + 1}/{done['epochs']}; val {figures})")

@@ -102,7 +102,7 @@ def test_boxes_and_schedule_options_reach_the_runs(smoke, monkeypatch):
     args = ["study", "--smoke", "--workdir", str(smoke["root"] / "work-dlib"), "--results", str(smoke["root"] / "r"),
             "--arms", "C1_NET-mse", "--boxes", "dlib", "--schedule", "cosine"]
     assert cli.main(args) == 130  # stopped before evaluation: only the training settings matter here
-    assert [(config.boxes, config.schedule) for config in trained] == [("dlib", "cosine")]
+    assert [(config.pipeline.boxes, config.schedule) for config in trained] == [("dlib", "cosine")]
 
 
 def test_interrupted_results_writing_leaves_whole_files(smoke, monkeypatch):
@@ -164,3 +164,18 @@ def test_a_stale_cached_split_is_rendered_again(smoke, tmp_path, capsys):
     assert os.stat(paths["train"]).st_mtime_ns == reused["train"]  # current splits are kept
     with h5py.File(paths["val"], "r") as handle:
         assert handle.attrs["source"].startswith(synth.SOURCE)
+
+
+def test_a_preset_arm_stores_the_settings_it_always_stored(tmp_path):
+    """An arm's flat settings (config.json's "train") are the ones stored before TrainConfig nested
+    them, key for key and in order, so old work directories are reused and the study's results stay."""
+    splits = {"train": tmp_path / "t.h5", "val": tmp_path / "v.h5"}
+    config = study.PRESETS["quick"].train_config("C_RESNET-geodesic", splits, tmp_path / "runs", "r50.h5")
+    expected = {"model": "C_RESNET", "loss": "geodesic", "train": str(splits["train"]), "val": str(splits["val"]),
+                "logdir": str(tmp_path / "runs"), "run_name": "C_RESNET-geodesic", "epochs": 30,
+                "learning_rate": 0.001, "batch_size": 32, "input_size": 64, "schedule": "constant",
+                "weights": "r50.h5", "trainable_from": None, "cache_features": None, "distribute": None, "seed": 0,
+                "augment": True, "rotation_deg": 10.0, "flip": True, "photometric": False, "margin": 0.1,
+                "boxes": "file", "normalization": "resnet"}
+    assert list(config.settings().items()) == list(expected.items())
+    assert config.run_dir == tmp_path / "runs" / "C_RESNET-geodesic" and config.net.input_size == 64

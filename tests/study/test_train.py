@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -20,10 +21,11 @@ from posenet import cli
 from posenet.core import geometry, h5format
 from posenet.core.errors import PosenetError
 from posenet.study import pipeline
+from posenet.study.command import check_same_settings
 from posenet.study.config import TrainConfig
 from posenet.study.features import backbone_features, feature_batches, feature_cache_path, labels_path
 from posenet.study.nets import c_resnet
-from posenet.study.train import draw_axes, learning_rate_schedule, prepare_run_dir, train
+from posenet.study.train import RESUME_KEYS, changed_setting, draw_axes, learning_rate_schedule, prepare_run_dir, train
 from posenet.training.registry import ModelConfig, build_model
 from posenet.training.runs import DONE, Run, load_run
 
@@ -58,9 +60,10 @@ def splits(tmp_path_factory) -> tuple[Path, Path]:
     return write_split(folder / "train.h5", 48, 0), write_split(folder / "val.h5", 12, 1)
 
 
-def config(splits, logdir: Path, **overrides) -> TrainConfig:
+def config(splits, logdir: Path, input_size: int = SIZE, **overrides) -> TrainConfig:
     values = dict(model="C1_NET", train=str(splits[0]), val=str(splits[1]), logdir=str(logdir), epochs=2,
-                  input_size=SIZE, batch_size=16, learning_rate=1e-3)
+                  learning_rate=1e-3, pipeline=pipeline.PipelineConfig(input_size=input_size, batch_size=16),
+                  net=ModelConfig(input_size=input_size))
     return TrainConfig(**{**values, **overrides})
 
 
@@ -170,7 +173,7 @@ def test_feature_batches_read_every_cached_sample_once_per_epoch(tmp_path):
     features.flush()
     features = np.load(tmp_path / "f.npy", mmap_mode="r", allow_pickle=False)
     labels = np.repeat(np.arange(21, dtype=np.float32)[:, None], 3, axis=1)
-    run = TrainConfig(batch_size=8, seed=3)
+    run = TrainConfig(pipeline=pipeline.PipelineConfig(batch_size=8, seed=3))
     epochs = []
     data = feature_batches(features, labels, run, training=True)
     for _ in range(2):
@@ -221,10 +224,13 @@ def test_mirrored_strategy_on_two_logical_cpus(splits, tmp_path):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from posenet.study.config import TrainConfig
+        from posenet.study.pipeline import PipelineConfig
         from posenet.study.train import make_strategy, train
+        from posenet.training.registry import ModelConfig
         print("replicas", make_strategy("mirrored").num_replicas_in_sync)
         run = TrainConfig(model="C1_NET", train={str(splits[0])!r}, val={str(splits[1])!r}, logdir={str(tmp_path)!r},
-                          epochs=1, input_size={SIZE}, batch_size=16, distribute="mirrored")
+                          epochs=1, pipeline=PipelineConfig(input_size={SIZE}, batch_size=16),
+                          net=ModelConfig(input_size={SIZE}), distribute="mirrored")
         print("done", (train(run) / "done").is_file())
     """)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -275,3 +281,49 @@ def test_an_unfinished_run_directory_is_not_reused_for_another_run(splits, tmp_p
     with pytest.raises(PosenetError, match="shared: holds an unfinished run with loss='mse', not 'geodesic'"):
         prepare_run_dir(config(splits, tmp_path, run_name="shared", loss="geodesic"))
     assert prepare_run_dir(run).path == run.run_dir  # the same run resumes
+
+
+def test_the_pipeline_and_the_net_agree_on_the_input_size():
+    with pytest.raises(PosenetError, match="input_size: the pipeline crops 32 px but the net takes 224 px"):
+        TrainConfig(pipeline=pipeline.PipelineConfig(input_size=32))
+
+
+def old_flat_run(run_dir: Path, splits) -> dict:
+    """A run directory as `posenet train` wrote it before TrainConfig nested its settings (a flat
+    "train", by hand here), with an untrained C1_NET checkpoint; returns its config.json."""
+    stored = {
+        "train": {"model": "C1_NET", "loss": "mse", "train": str(splits[0]), "val": str(splits[1]),
+                  "logdir": str(run_dir.parent), "run_name": run_dir.name, "epochs": 2, "learning_rate": 0.001,
+                  "batch_size": 16, "input_size": SIZE, "schedule": "constant", "weights": None,
+                  "trainable_from": None, "cache_features": None, "distribute": None, "seed": 0, "augment": False,
+                  "rotation_deg": 15.0, "flip": True, "photometric": True, "margin": 0.1, "boxes": "file",
+                  "normalization": "resnet"},
+        "pipeline": {"input_size": SIZE, "normalization": "resnet", "augment": False, "rotation_deg": 15.0,
+                     "flip": True, "photometric": True, "margin": 0.1, "boxes": "file", "batch_size": 16, "seed": 0,
+                     "shuffle": True},
+    }
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(stored, indent=2))
+    build_model("C1_NET", ModelConfig(input_size=SIZE)).save(run_dir / "best.keras")
+    return stored
+
+
+def test_an_old_flat_config_run_loads_resumes_evaluates_and_exports(splits, tmp_path):
+    run_dir = tmp_path / "runs" / "old"
+    stored = old_flat_run(run_dir, splits)
+    asked = config(splits, tmp_path / "runs", run_name="old")
+    assert list(asked.settings().items()) == list(stored["train"].items())  # the stored format is unchanged
+    model, loaded = load_run(run_dir)
+    assert loaded == stored and model.input_shape == (None, SIZE, SIZE, 3)
+    assert changed_setting(run_dir, asked) is None and changed_setting(run_dir, asked, RESUME_KEYS) is None
+    assert changed_setting(run_dir, replace(asked, epochs=3)) == ("epochs", 2, 3)
+    with pytest.raises(PosenetError, match="old: trained with epochs=2, this study asks 3; use another --workdir"):
+        check_same_settings(run_dir, replace(asked, epochs=3))
+    other_size = config(splits, tmp_path / "runs", input_size=64, run_name="old")
+    with pytest.raises(PosenetError, match="old: holds an unfinished run with input_size=32, not 64"):
+        prepare_run_dir(other_size)
+    assert prepare_run_dir(asked).path == run_dir  # the same run resumes; config.json is rewritten as it was
+    assert json.loads((run_dir / "config.json").read_text()) == stored
+    assert cli.main(["evaluate", str(run_dir), "--data", str(splits[1])]) == 0
+    assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "old.onnx")]) == 0
+    assert (tmp_path / "old.onnx").is_file()
