@@ -12,10 +12,12 @@ import numpy as np
 
 from posenet.core import geometry, h5format
 from posenet.study import pipeline
-from posenet.study.config import TrainConfig, pipeline_config
+from posenet.study.config import TrainConfig
 from posenet.study.features import backbone_features, feature_batches
 from posenet.study.nets import c_resnet
+from posenet.study.pipeline import PipelineConfig
 from posenet.study.train import build, compile_model
+from posenet.training.registry import ModelConfig
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -47,9 +49,10 @@ def benchmark(quick: bool) -> list[str]:
     count, size = (128, 128) if quick else (256, 224)
     with tempfile.TemporaryDirectory() as tmp:
         data = pipeline.load_split(_bench_file(Path(tmp) / "bench.h5", count))
-        config = TrainConfig(model="C_RESNET", logdir=tmp, input_size=size, cache_features=False)
+        config = TrainConfig(model="C_RESNET", logdir=tmp, cache_features=False,
+                             pipeline=PipelineConfig(input_size=size), net=ModelConfig(input_size=size))
         model, _ = build(config)
-        pipe = pipeline_config(config)
+        pipe = config.pipeline
         timer = EpochTimer()
         model.fit(pipeline.make_dataset(data, pipe, training=True), epochs=2, callbacks=[timer], verbose=0,
                   shuffle=False)
