@@ -59,7 +59,10 @@ CROP_JITTER = 0.08  # crop centre offset, fraction of the crop side
 SCENE_FOV_DEG = (45.0, 75.0)
 SCENE_HEAD_SIZE = (0.08, 0.32)  # `coords` size as a fraction of the frame height
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
-SOURCE = "posenet-synth v1"  # bump when the same config and seed would render other pixels (stale caches re-render)
+POSE_DISTRIBUTIONS = ("realistic", "uniform")
+REALISTIC_SIGMA_DEG = (30.0, 13.0, 9.0)  # yaw, pitch, roll spread of the near-frontal part
+REALISTIC_WIDE_YAW = 0.25  # share of faces whose yaw is uniform over the whole range (turned heads, profiles)
+SOURCE = "posenet-synth v2"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
 NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
@@ -84,6 +87,7 @@ class SynthConfig:
     yaw_range: float = 90.0
     pitch_range: float = 60.0
     roll_range: float = 45.0
+    pose_distribution: str = "realistic"  # or "uniform" (see sample_pose)
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None
@@ -876,10 +880,33 @@ def degrade(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 
 # --- one labelled sample -----------------------------------------------------------------------------
 
+def _truncated_normal(rng: np.random.Generator, sigma: float, limit: float) -> float:
+    """Normal(0, sigma) restricted to [-limit, limit] (redrawn, never clipped: no pile-up at the limits)."""
+    for _ in range(64):
+        value = rng.normal(0.0, sigma)
+        if abs(value) <= limit:
+            return float(value)
+    return float(rng.uniform(-limit, limit))
+
+
 def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
-    """A quaternion with yaw, pitch and roll uniform in the configured ranges."""
-    yaw, pitch, roll = np.radians(rng.uniform(-1, 1, 3) * [config.yaw_range, config.pitch_range, config.roll_range])
-    return aflw_to_quat(np.array([pitch, yaw, roll]))
+    """A quaternion whose yaw, pitch and roll (AFLW convention, degrees) stay within the ranges.
+
+    "uniform": each angle uniform in +-range. "realistic" (the default): as people are
+    photographed, mostly near frontal: pitch and roll normal (REALISTIC_SIGMA_DEG), yaw normal
+    too except a REALISTIC_WIDE_YAW share drawn uniformly over the whole range, so profiles out to
+    +-90 stay common enough to learn. The spreads are set from the published pose statistics of
+    face datasets in general, not fitted to any evaluation set.
+    """
+    limits = np.array([config.yaw_range, config.pitch_range, config.roll_range])
+    if config.pose_distribution == "uniform":
+        yaw, pitch, roll = rng.uniform(-1, 1, 3) * limits
+    else:
+        wide = rng.uniform() < REALISTIC_WIDE_YAW
+        yaw = rng.uniform(-limits[0], limits[0]) if wide else _truncated_normal(rng, REALISTIC_SIGMA_DEG[0], limits[0])
+        pitch = _truncated_normal(rng, REALISTIC_SIGMA_DEG[1], limits[1])
+        roll = _truncated_normal(rng, REALISTIC_SIGMA_DEG[2], limits[2])
+    return aflw_to_quat(np.radians([pitch, yaw, roll]))
 
 
 def _frame_camera(rng: np.random.Generator, width: int, height: int, fov_deg: tuple[float, float]) -> np.ndarray:
@@ -1083,6 +1110,9 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
                                ("--roll-range", config.roll_range, 180)):
         if not 0 <= value <= limit:
             raise PosenetError(f"{name}: must be between 0 and {limit} degrees, got {value}")
+    if config.pose_distribution not in POSE_DISTRIBUTIONS:
+        raise PosenetError(f"--pose: unknown distribution '{config.pose_distribution}', choose from "
+                           f"{', '.join(POSE_DISTRIBUTIONS)}")
     if not 1 <= config.quality <= 100:
         raise PosenetError(f"--quality: JPEG quality must be 1..100, got {config.quality}")
     if config.backgrounds is not None:
@@ -1101,9 +1131,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="face: face-centred crops; scene: localizer frames with zero or one face")
     parser.add_argument("--size", type=int, default=FACE_SIZE,
                         help=f"face-crop side in pixels (face mode; scene frames are {SCENE_SIZE[0]}x{SCENE_SIZE[1]})")
-    parser.add_argument("--yaw-range", type=float, default=90.0, help="yaw uniform in +-this, degrees")
-    parser.add_argument("--pitch-range", type=float, default=60.0, help="pitch uniform in +-this, degrees")
-    parser.add_argument("--roll-range", type=float, default=45.0, help="roll uniform in +-this, degrees")
+    parser.add_argument("--pose", dest="pose_distribution", choices=POSE_DISTRIBUTIONS, default="realistic",
+                        help="pose distribution: realistic (mostly near frontal, some profiles) or uniform in the ranges")
+    parser.add_argument("--yaw-range", type=float, default=90.0, help="largest |yaw|, degrees")
+    parser.add_argument("--pitch-range", type=float, default=60.0, help="largest |pitch|, degrees")
+    parser.add_argument("--roll-range", type=float, default=45.0, help="largest |roll|, degrees")
     parser.add_argument("--backgrounds", type=str, default=None, help="folder of background photos")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="rendering processes")
     encoding = parser.add_mutually_exclusive_group()
@@ -1115,7 +1147,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     config = SynthConfig(mode=args.mode, size=args.size, yaw_range=args.yaw_range, pitch_range=args.pitch_range,
-                         roll_range=args.roll_range, backgrounds=args.backgrounds, lossy=args.lossy)
+                         roll_range=args.roll_range, pose_distribution=args.pose_distribution,
+                         backgrounds=args.backgrounds, lossy=args.lossy)
     _check_config(config, args.n, args.workers)
     check_writable(args.out)
     start = time.perf_counter()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import platform
 import time
 from pathlib import Path
@@ -24,7 +25,10 @@ BENCHMARKS = {
     "feature-cache": ("posenet.benchmarks.feature_cache:benchmark", "Frozen C_RESNET: cached vs recomputed features"),
     "pnp": ("posenet.benchmarks.pnp:benchmark", "dlib detection, landmarks and PnP: ms per 640x480 frame"),
     "tracker": ("posenet.benchmarks.tracker:benchmark", "Tracker frames/s on 640x480 video, 1 thread"),
+    "sim2real": ("posenet.benchmarks.sim2real:benchmark", "Sim-to-real proxy: a fixed net trained on rendered faces, "
+                 "scored on real ones"),
 }
+OPTIONS = {"real": "real", "json": "json_path"}  # flag dest -> keyword of the benchmarks that take it
 RESULTS_DIR = Path("results")
 
 
@@ -33,11 +37,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="report directory")
+    parser.add_argument("--real", type=Path, default=None,
+                        help="sim2real: real dataset file to score on (default: ../shared/data/aflw2000_dev.h5)")
+    parser.add_argument("--json", type=Path, default=None, help="sim2real: also write its figures to this JSON file")
 
 
 def _load(spec: str):
     module, function = spec.split(":")
     return getattr(importlib.import_module(module), function)
+
+
+def _options(function, args: argparse.Namespace) -> dict:
+    """The options given on the command line that this benchmark function takes."""
+    accepted = inspect.signature(function).parameters
+    return {keyword: getattr(args, dest) for dest, keyword in OPTIONS.items()
+            if keyword in accepted and getattr(args, dest) is not None}
 
 
 def write_report(results: Path) -> Path:
@@ -59,11 +73,15 @@ def run(args: argparse.Namespace) -> None:
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         raise PosenetError(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    functions = {name: _load(BENCHMARKS[name][0]) for name in names}
+    for dest in OPTIONS:
+        if getattr(args, dest) is not None and not any(_options(f, args) for f in functions.values()):
+            raise PosenetError(f"--{dest}: none of {', '.join(names)} takes it (sim2real does)")
     (args.results / "bench").mkdir(parents=True, exist_ok=True)
-    for name in names:
-        spec, title = BENCHMARKS[name]
+    for name, function in functions.items():
+        title = BENCHMARKS[name][1]
         print(f"== {name}: {title}")
-        lines = _load(spec)(quick=args.quick)
+        lines = function(quick=args.quick, **_options(function, args))
         stamp = f"_{time.strftime('%Y-%m-%d')}, {platform.machine()}, {platform.python_version()}, quick={args.quick}_"
         with atomic_output(args.results / "bench" / f"{name}.md") as tmp:
             tmp.write_text("\n".join([f"## {title}", "", stamp, "", *lines, ""]))

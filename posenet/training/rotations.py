@@ -11,6 +11,7 @@ from keras import ops
 SMALL_ANGLE_SQ = 1e-6  # below this squared angle (rad^2) use the Taylor series of sin(t/2)/t
 NORM_EPS = 1e-7  # smooths |v| at v = 0: sqrt(|v|^2 + eps^2) - eps, exact to 1e-7 rad
 SMALL_NORM = 1e-8  # |q.xyz| below this: the zero rotation's series
+GRAM_SCHMIDT_EPS = 1e-8  # keeps the 6D normalisation finite for a zero column
 
 
 def rotvec_to_quat(rotvec):
@@ -60,3 +61,24 @@ def quat_to_rotvec(q):
     angle = 2.0 * ops.arctan2(norm, w)
     scale = ops.where(small, 2.0 / ops.maximum(w, SMALL_NORM), angle / ops.where(small, ops.ones_like(norm), norm))
     return vector * scale
+
+
+def six_d_to_matrix(v):
+    """The continuous 6D rotation representation (..., 6) -> rotation matrices (..., 3, 3):
+    the first two columns, made orthonormal by Gram-Schmidt (Zhou et al. 2019)."""
+    a, b = v[..., :3], v[..., 3:]
+    c1 = a / ops.sqrt(ops.sum(a * a, axis=-1, keepdims=True) + GRAM_SCHMIDT_EPS)
+    b = b - ops.sum(c1 * b, axis=-1, keepdims=True) * c1
+    c2 = b / ops.sqrt(ops.sum(b * b, axis=-1, keepdims=True) + GRAM_SCHMIDT_EPS)
+    return ops.stack([c1, c2, ops.cross(c1, c2)], axis=-1)
+
+
+def matrix_angle(r_true, r_pred):
+    """Angle (radians) of R_true^T R_pred for batches of rotation matrices, by atan2 of its
+    sine (half the skew part's norm) and cosine: finite gradient at 0 and near pi."""
+    relative = ops.einsum("...ji,...jk->...ik", r_true, r_pred)
+    cos = (relative[..., 0, 0] + relative[..., 1, 1] + relative[..., 2, 2] - 1.0) / 2.0
+    skew = ops.stack([relative[..., 2, 1] - relative[..., 1, 2], relative[..., 0, 2] - relative[..., 2, 0],
+                      relative[..., 1, 0] - relative[..., 0, 1]], axis=-1) / 2.0
+    sin = ops.sqrt(ops.sum(skew * skew, axis=-1) + NORM_EPS**2) - NORM_EPS
+    return ops.arctan2(sin, cos)

@@ -75,6 +75,20 @@ def test_mean_face_config_uses_the_face_model_and_covers_the_ranges():
     assert np.all(np.abs(angles) <= [90.01, 60.01, 45.01])
 
 
+@pytest.mark.parametrize("distribution", synth.POSE_DISTRIBUTIONS)
+def test_pose_distributions_stay_in_the_ranges(distribution):
+    config = dataclasses.replace(synth.SynthConfig(), pose_distribution=distribution, yaw_range=80.0,
+                                 pitch_range=40.0, roll_range=30.0)
+    angles = np.abs(geometry.ypr_deg(np.stack([synth.sample_pose(config, np.random.default_rng([3, i]))
+                                               for i in range(2000)])))
+    assert np.all(angles <= [80.0 + 1e-6, 40.0 + 1e-6, 30.0 + 1e-6])
+    near_frontal = np.mean(np.all(angles <= [30.0, 15.0, 15.0], axis=1))
+    if distribution == "realistic":  # mostly near frontal, yet profiles remain
+        assert near_frontal > 0.3 and np.mean(angles[:, 0] > 60.0) > 0.05
+    else:
+        assert near_frontal < 0.15 and np.mean(angles[:, 0] > 60.0) > 0.2
+
+
 def test_frontal_face_landmarks_lie_in_the_roi_and_the_image():
     config = dataclasses.replace(CLEAN, yaw_range=0.0, pitch_range=0.0, roll_range=0.0)
     sample = synth.render_sample(config, 0, 0)

@@ -39,3 +39,15 @@ def test_relative_quat_and_conjugate_compose_to_identity(quats):
     relative = np.asarray(rotations.relative_quat(quats, quats))
     np.testing.assert_allclose(np.abs(relative[:, 3]), 1.0, atol=1e-9)
     np.testing.assert_allclose(np.asarray(rotations.conjugate(quats))[:, :3], -quats[:, :3])
+
+
+def test_six_d_to_matrix_recovers_a_rotations_first_two_columns(quats):
+    matrices = geometry.quat_to_matrix(quats)
+    six_d = np.concatenate([matrices[..., :, 0], matrices[..., :, 1]], axis=-1) * 3.0  # any scale
+    np.testing.assert_allclose(np.asarray(rotations.six_d_to_matrix(six_d)), matrices, atol=1e-6)
+
+
+def test_matrix_angle_matches_geometry(quats):
+    other = np.roll(quats, 1, axis=0)
+    got = np.asarray(rotations.matrix_angle(geometry.quat_to_matrix(quats), geometry.quat_to_matrix(other)))
+    np.testing.assert_allclose(got, geometry.geodesic_rad(quats, other), atol=1e-6)

@@ -1,0 +1,260 @@
+"""Benchmark: how well training on the renderer transfers to real faces (DESIGN.md §9).
+
+A fixed, seeded proxy in which only the renderer can move the figure: render N faces with the
+renderer's current defaults, train one fixed small net with a fixed recipe, and score it on a
+real file (the AFLW2000-3D development split by default) and on a held-out synthetic split.
+
+The recipe, every part fixed:
+- ONE crop rule for synthetic and real faces (`crop_patch`): a grey square centred on the
+  68-landmark box, CROP_MARGIN times its longer side, resized to INPUT_SIZE;
+- augmentation: crop jitter (centre and scale), contrast and brightness, and the mirror with
+  its exact relabelling (R -> M R M, i.e. the quaternion (qx, -qy, -qz, qw); the crop rule is
+  mirror-symmetric, so the mirrored patch is the mirrored image's patch);
+- a small CNN (four stride-2 stages of two conv-BN-ReLU, global average pooling) with the
+  continuous 6D rotation output, trained with the geodesic (matrix angle) loss, Adam with a
+  cosine decay over a fixed number of steps of BATCH.
+
+The input path is numpy (no tf.data), so the same code runs on any Keras backend. The real
+file measures only: it never trains and no default is fitted to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from posenet.core import geometry, h5format
+from posenet.core.errors import PosenetError
+from posenet.core.evaluation import select, summarize
+from posenet.core.fileio import atomic_output
+from posenet.core.paths import SHARED_DATA
+
+REAL_DEV = SHARED_DATA / "aflw2000_dev.h5"
+INPUT_SIZE = 64
+CROP_MARGIN = 1.25  # patch side / longer side of the 68-landmark box
+SOURCE_SCALE = 1.5  # stored patches cover this many patch sides, so jitter never leaves them
+SOURCE_SIZE = round(INPUT_SIZE * SOURCE_SCALE)
+JITTER_SHIFT = 0.05  # crop centre offset, share of the patch side
+JITTER_SCALE = 0.05  # patch side times uniform(1 - s, 1 + s)
+CONTRAST = (0.6, 1.4)
+BRIGHTNESS = 0.2
+BATCH = 64
+LEARNING_RATE = 2e-3
+FINAL_LR_FRACTION = 0.02
+WIDTHS = (32, 64, 96, 128)
+TEST_SEED_OFFSET = 1000
+KEYS = ("n", "mae", "mae_yaw", "mae_pitch", "mae_roll", "geodesic_mean", "geodesic_median", "acc10",
+        "bias_yaw", "bias_pitch", "bias_roll", "synth_mae")
+MIRROR = np.diag([-1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class Budget:
+    n_train: int
+    n_test: int
+    steps: int
+
+
+QUICK = Budget(n_train=2000, n_test=300, steps=1000)
+FULL = Budget(n_train=20000, n_test=1000, steps=10000)
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def crop_patch(image: np.ndarray, landmarks_xy: np.ndarray, scale: float = SOURCE_SCALE,
+               size: int = SOURCE_SIZE) -> np.ndarray:
+    """The crop rule: grey uint8 square centred on the landmark box, side CROP_MARGIN x its
+    longer side (times `scale`), resized to size x size; pixel-edge convention, border replicated."""
+    low, high = landmarks_xy.min(axis=0), landmarks_xy.max(axis=0)
+    center = (low + high) / 2.0
+    k = size / (CROP_MARGIN * float(np.max(high - low)) * scale)
+    affine = np.array([[k, 0.0, size / 2.0 - k * center[0]], [0.0, k, size / 2.0 - k * center[1]]])
+    affine[:, 2] += 0.5 * k - 0.5  # edge coordinates in, pixel centres for warpAffine
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    flags = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(grey, affine, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+def patches_of(dataset: h5format.Dataset) -> np.ndarray:
+    """The stored (oversized) patch of every sample, by the crop rule."""
+    if "pt3d_68" not in dataset:
+        raise PosenetError(f"{dataset.path}: field 'pt3d_68' is missing (the crop rule needs the 68 landmarks)")
+    points = np.asarray(dataset["pt3d_68"], np.float64)[:, :, :2]
+    return np.stack([crop_patch(dataset.image(i), points[i]) for i in range(len(dataset))])
+
+
+def render(budget_n: int, seed: int, synth_config=None) -> tuple[np.ndarray, np.ndarray]:
+    """(patches, quats) of `budget_n` faces rendered in memory with the renderer's defaults."""
+    from data_tools import synth
+
+    fields = synth.synthesize(synth_config or synth.SynthConfig(), budget_n, seed,
+                              workers=max(1, min(2, os.cpu_count() or 1)), progress=True)
+    dataset = h5format.Dataset(fields)
+    return patches_of(dataset), np.asarray(fields["quats"], np.float64)
+
+
+def load_real(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(patches, quats) of a real file; an AFLW2000-3D file keeps the standard protocol's samples."""
+    path = Path(path)
+    if not path.is_file():
+        raise PosenetError(f"{path}: no such real dataset file (--real; convert one with posenet data convert)")
+    dataset = h5format.read_dataset(path)
+    if "quats" not in dataset:
+        raise PosenetError(f"{path}: field 'quats' is missing (no ground-truth pose)")
+    if "aflw" in str(dataset.attrs.get("source", "")).lower():
+        dataset, _ = select(dataset, "aflw2000")
+    return patches_of(dataset), np.asarray(dataset["quats"], np.float64)
+
+
+def centre_inputs(patches: np.ndarray) -> np.ndarray:
+    """The un-jittered network input of stored patches: float32 NHWC in [0, 1]."""
+    low = (SOURCE_SIZE - INPUT_SIZE) // 2
+    return (patches[:, low:low + INPUT_SIZE, low:low + INPUT_SIZE, None] / 255.0).astype(np.float32)
+
+
+def augmented_batch(rng: np.random.Generator, patches: np.ndarray,
+                    matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One training batch: jittered crops, mirrored half the time (labels follow), contrast, brightness."""
+    inputs = np.empty((len(patches), INPUT_SIZE, INPUT_SIZE), np.float32)
+    for i, patch in enumerate(patches):
+        k = 1.0 / rng.uniform(1 - JITTER_SCALE, 1 + JITTER_SCALE)
+        center = SOURCE_SIZE / 2.0 + rng.uniform(-JITTER_SHIFT, JITTER_SHIFT, 2) * INPUT_SIZE
+        affine = np.array([[k, 0.0, INPUT_SIZE / 2.0 - k * center[0]], [0.0, k, INPUT_SIZE / 2.0 - k * center[1]]])
+        affine[:, 2] += 0.5 * k - 0.5
+        inputs[i] = cv2.warpAffine(patch, affine, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+    inputs /= 255.0
+    labels = matrices.copy()
+    flip = rng.uniform(size=len(inputs)) < 0.5
+    inputs[flip] = inputs[flip, :, ::-1]
+    labels[flip] = MIRROR @ labels[flip] @ MIRROR
+    mean = inputs.mean(axis=(1, 2), keepdims=True)
+    contrast = rng.uniform(*CONTRAST, (len(inputs), 1, 1))
+    brightness = rng.uniform(-BRIGHTNESS, BRIGHTNESS, (len(inputs), 1, 1))
+    inputs = np.clip((inputs - mean) * contrast + mean + brightness, 0.0, 1.0)
+    return inputs[..., None].astype(np.float32), labels.astype(np.float32)
+
+
+# --- the net and its training -----------------------------------------------------------------
+
+def build_proxy_net(seed: int):
+    """The fixed small CNN: grey INPUT_SIZE patch -> rotation matrix (6D output)."""
+    import keras
+    from keras import layers
+
+    from posenet.training.rotations import six_d_to_matrix
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 1))
+    x = layers.Rescaling(2.0, offset=-1.0)(inputs)
+    for width in WIDTHS:
+        for stride in (2, 1):
+            x = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    identity_6d = keras.initializers.Constant([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    x = layers.Dense(6, kernel_initializer="zeros", bias_initializer=identity_6d)(x)
+    return keras.Model(inputs, layers.Lambda(six_d_to_matrix, name="rotation")(x), name="sim2real_proxy")
+
+
+def train_proxy(patches: np.ndarray, quats: np.ndarray, steps: int, seed: int):
+    """Fit the proxy net: Adam with a cosine decay over `steps` augmented batches of BATCH."""
+    import keras
+    from keras import ops
+    from tqdm import tqdm
+
+    from posenet.training.rotations import matrix_angle
+
+    model = build_proxy_net(seed)
+    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps, alpha=FINAL_LR_FRACTION)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=lambda y, p: ops.mean(matrix_angle(y, p)))
+    matrices = geometry.quat_to_matrix(quats)
+    rng = np.random.default_rng([seed, 7])
+    order = rng.permutation(len(patches))
+    position = 0
+    bar = tqdm(range(steps), desc="sim2real proxy", unit="step", leave=False)
+    for step in bar:
+        if position + BATCH > len(order):
+            order, position = rng.permutation(len(patches)), 0
+        index = np.sort(order[position:position + BATCH])
+        position += BATCH
+        loss = model.train_on_batch(*augmented_batch(rng, patches[index], matrices[index]))
+        if step % 50 == 0:
+            bar.set_postfix(geodesic_deg=f"{np.degrees(float(np.ravel(loss)[0])):.1f}")
+    return model
+
+
+def predict(model, patches: np.ndarray) -> np.ndarray:
+    """Quaternions (x, y, z, w) predicted for stored patches."""
+    matrices = np.asarray(model.predict(centre_inputs(patches), batch_size=256, verbose=0), np.float64)
+    return geometry.matrix_to_quat(matrices)
+
+
+# --- the measurement ---------------------------------------------------------------------------
+
+def measure(real: str | Path = REAL_DEV, quick: bool = False, seed: int = 0, synth_config=None,
+            budget: Budget | None = None) -> dict:
+    """Train on rendered faces, score on `real` (keys KEYS, degrees; acc10 a share) and on a
+    held-out synthetic split (synth_mae and the other synth_* keys); plus timings and the budget."""
+    budget = budget or (QUICK if quick else FULL)
+    start = time.perf_counter()
+    real_x, real_q = load_real(real)  # first: a bad file fails before the slow part
+    train_x, train_q = render(budget.n_train, seed, synth_config)
+    test_x, test_q = render(budget.n_test, seed + TEST_SEED_OFFSET, synth_config)
+    rendered = time.perf_counter()
+    model = train_proxy(train_x, train_q, budget.steps, seed)
+    trained = time.perf_counter()
+    on_real = summarize(real_q, predict(model, real_x))
+    on_synth = summarize(test_q, predict(model, test_x))
+    result = {key: on_real[key] for key in KEYS if key in on_real}
+    result["synth_mae"] = on_synth["mae"]
+    result.update({f"synth_{key}": on_synth[key] for key in ("geodesic_median", "bias_yaw", "bias_pitch", "bias_roll")})
+    result.update(real=str(real), render_seconds=round(rendered - start, 1), train_seconds=round(trained - rendered, 1),
+                  seconds=round(time.perf_counter() - start, 1), budget=asdict(budget), seed=seed)
+    return result
+
+
+def summary_line(result: dict) -> str:
+    return (f"sim2real: real MAE {result['mae']:.2f} deg (yaw {result['mae_yaw']:.2f}, pitch {result['mae_pitch']:.2f}, "
+            f"roll {result['mae_roll']:.2f}; bias {result['bias_yaw']:+.2f}/{result['bias_pitch']:+.2f}/"
+            f"{result['bias_roll']:+.2f}), geodesic median {result['geodesic_median']:.2f}, acc@10 "
+            f"{100 * result['acc10']:.1f}% on {result['n']} real faces; synthetic MAE {result['synth_mae']:.2f}; "
+            f"{result['seconds']:.0f} s")
+
+
+TABLE_HEADER = ["| renderer | n real | MAE | yaw | pitch | roll | geo median | acc@10 % | bias yaw | bias pitch "
+                "| bias roll | synth MAE | wall s |", "|---|" + "---|" * 12]
+
+
+def table_row(label: str, r: dict) -> str:
+    return (f"| {label} | {r['n']} | {r['mae']:.2f} | {r['mae_yaw']:.2f} | {r['mae_pitch']:.2f} | {r['mae_roll']:.2f} "
+            f"| {r['geodesic_median']:.2f} | {100 * r['acc10']:.1f} | {r['bias_yaw']:+.2f} | {r['bias_pitch']:+.2f} "
+            f"| {r['bias_roll']:+.2f} | {r['synth_mae']:.2f} | {r['seconds']:.0f} |")
+
+
+def write_json(path: str | Path, result: dict) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def benchmark(quick: bool, real: str | Path | None = None, json_path: str | Path | None = None) -> list[str]:
+    """The proxy on the current renderer: one line printed, Markdown for results/benchmarks.md."""
+    budget = QUICK if quick else FULL
+    result = measure(real or REAL_DEV, quick=quick)
+    if json_path:
+        write_json(json_path, result)
+    print(summary_line(result))
+    return [f"Fixed recipe: {budget.n_train} rendered faces (seed 0), {budget.steps} steps of {BATCH}, "
+            f"{INPUT_SIZE}x{INPUT_SIZE} grey crops (side {CROP_MARGIN} x the 68-landmark box, the same rule for "
+            f"real faces), 6D output, geodesic loss; real: `{Path(result['real']).name}`; synthetic test: "
+            f"{budget.n_test} faces (seed {TEST_SEED_OFFSET}). Degrees; bias = mean signed error "
+            "(prediction - truth). Target (DESIGN.md §7): real MAE <= 9, |bias| < 1.5 per axis.",
+            "", *TABLE_HEADER, table_row("current defaults", result),
+            "", "The ablation of the renderer's changes is in [`sim2real_ablation.md`](sim2real_ablation.md)."]
