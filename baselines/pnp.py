@@ -174,7 +174,8 @@ class PnPPredictor:
     """
 
     def __init__(self, landmarks: str = "dlib", detector: str = "hog", method: str = "iterative",
-                 upsample: int = 1, use_roi_boxes: bool = False, focal: float | None = None) -> None:
+                 upsample: int = 1, use_roi_boxes: bool = False, focal: float | None = None,
+                 focal_widths: float | None = None) -> None:
         if landmarks not in ("dlib", "oracle"):
             raise PosenetError(f"landmarks={landmarks!r}: choose 'dlib' or 'oracle'")
         if detector not in DETECTORS:
@@ -183,6 +184,7 @@ class PnPPredictor:
             raise PosenetError(f"--method {method}: unknown PnP method; choose from {', '.join(METHODS)}")
         self.landmarks, self.detector, self.method = landmarks, detector, method
         self.upsample, self.use_roi_boxes, self.focal = upsample, use_roi_boxes, focal
+        self.focal_widths = focal_widths
         if landmarks == "oracle":
             self.name = "pnp-oracle"
         else:
@@ -191,10 +193,12 @@ class PnPPredictor:
         self.failures = 0
 
     def _camera(self, dataset: Dataset, index: int, image: np.ndarray) -> np.ndarray:
-        if "camera" in dataset and self.focal is None:
+        """The file's camera, else f = `focal` pixels or `focal_widths` x the image width (default 1)."""
+        if "camera" in dataset and self.focal is None and self.focal_widths is None:
             return np.asarray(dataset["camera"][index], dtype=np.float64)
         height, width = image.shape[:2]
-        return geometry.camera_for_image(width, height, self.focal)
+        focal = self.focal if self.focal_widths is None else self.focal_widths * width
+        return geometry.camera_for_image(width, height, focal)
 
     def _oracle_points(self, dataset: Dataset, index: int) -> np.ndarray:
         if "pt2d_68" in dataset:

@@ -43,9 +43,17 @@ from scipy.spatial import ConvexHull
 from tqdm import tqdm
 
 from posenet.core.errors import PosenetError
-from posenet.core.facemodel import HEAD_SIZE_MM, LANDMARKS_68
+from posenet.core.facemodel import AFLW_FRAME_ROTATION, ANATOMICAL_LANDMARKS_68, HEAD_CENTER, LANDMARKS_68
 from posenet.core.fileio import check_writable
-from posenet.core.geometry import aflw_to_quat, head_coords, project, quat_to_matrix, quat_to_rotvec, rotvec_to_matrix
+from posenet.core.geometry import (
+    HEAD_SIZE_MM,
+    aflw_to_quat,
+    head_coords,
+    project,
+    quat_to_matrix,
+    quat_to_rotvec,
+    rotvec_to_matrix,
+)
 from posenet.core.h5format import encode_image, write_dataset
 
 MODES = ("face", "scene")
@@ -88,6 +96,13 @@ class SynthConfig:
     pitch_range: float = 60.0
     roll_range: float = 45.0
     pose_distribution: str = "realistic"  # or "uniform" (see sample_pose)
+    # Face crops: the head on the camera's optical axis, so that the label is also the pose the
+    # face appears to have in the crop (what weak-perspective labels such as AFLW's describe).
+    # False: anywhere in a wide virtual frame, where a head seen off-axis looks turned by up to
+    # ~25 deg more than its label says (the first renderer).
+    head_on_axis: bool = True
+    detailed_face: bool = True  # eye sockets, lash lines, dark full brows, fringes (False: the first renderer's face)
+    muted_backgrounds: bool = True  # procedural backgrounds desaturated, lower contrast, often out of focus
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None
@@ -186,7 +201,7 @@ def _shape_points() -> np.ndarray:
     """Landmarks plus the extra face-shaping points, mirrored to both sides."""
     half = np.array(_SHAPE_POINTS_HALF, dtype=np.float64)
     mirrored = half[half[:, 0] < 0] * np.array([-1.0, 1.0, 1.0])
-    return np.concatenate([LANDMARKS_68, half, mirrored])
+    return np.concatenate([ANATOMICAL_LANDMARKS_68, half, mirrored])
 
 
 def _anchor_directions() -> np.ndarray:
@@ -266,7 +281,7 @@ def offset_basis(points: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def head_mesh() -> HeadMesh:
     """Build the mean head, ears and shoulders once per process (about 0.1 s)."""
-    landmark_dirs = _unit(LANDMARKS_68)
+    landmark_dirs = _unit(ANATOMICAL_LANDMARKS_68)
     grid = np.concatenate([_fibonacci_cap(SPHERE_POINTS, np.array([0.0, 0.0, 1.0]), np.pi),
                            _fibonacci_cap(FACE_POINTS, *FACE_CAP)])
     closest = np.max(grid @ landmark_dirs.T, axis=1)
@@ -280,7 +295,7 @@ def head_mesh() -> HeadMesh:
     correction = RBFInterpolator(control, residual, kernel="thin_plate_spline", degree=1)
     radius = _base_radius(directions) + correction(directions)
     head = directions * radius[:, None]
-    head[: len(LANDMARKS_68)] = LANDMARKS_68  # exact (the interpolation matches to ~1e-9 mm)
+    head[: len(LANDMARKS_68)] = ANATOMICAL_LANDMARKS_68  # exact (the interpolation matches to ~1e-9 mm)
     head_triangles = _orient_outward(directions, ConvexHull(directions).simplices)
 
     parts = [(head, head_triangles)]
@@ -297,6 +312,11 @@ def head_mesh() -> HeadMesh:
     basis[:, torso] = 0.0  # identity and expression move the head only
     body_weight = np.where(torso, 1.0, _smoothstep(*NECK_BEND, vertices[:, 1]))
     assert not body_weight[: len(LANDMARKS_68)].any(), "landmarks must move rigidly with the head"
+    # Built in the anatomical frame, then re-expressed in the calibrated head frame (facemodel),
+    # so that the landmark vertices are exactly LANDMARKS_68 and the labels are in that frame.
+    vertices = (vertices - HEAD_CENTER) @ AFLW_FRAME_ROTATION.T + HEAD_CENTER
+    vertices[: len(LANDMARKS_68)] = LANDMARKS_68
+    basis = basis @ AFLW_FRAME_ROTATION.T
     mesh = HeadMesh(vertices=vertices, triangles=triangles[~torso_triangles], torso_triangles=triangles[torso_triangles],
                     normals=_vertex_normals(vertices, triangles), landmark_index=np.arange(len(LANDMARKS_68)),
                     basis=basis, body_weight=body_weight)
@@ -353,20 +373,45 @@ HAIR_STYLES = (
     HairStyle(-64.0, 120.0, 150.0, False),  # long, over the ears
     HairStyle(-150.0, 25.0, 45.0, True),  # bald crown
 )
+DETAILED_HAIR_STYLES = HAIR_STYLES + (  # hair that frames the face, as in most photos
+    HairStyle(-30.0, 10.0, 80.0, False),  # fringe down to the brows
+    HairStyle(-50.0, 140.0, 170.0, False),  # long, with a low fringe
+)
 SIDE_HAIR_X = 64.0
+EYE_SOCKET_RAISE_MM = 2.5  # the socket shadow sits a little above the eye's centre
+EYE_SOCKET_HALF_HEIGHT_MM = 8.0
+EYE_SOCKET_OPACITY = 0.5
+EYE_OPENING_SCALE = 1.6  # painted eye opening height / the lid landmarks' (detailed face)
 BALD_TOP = -30.0  # a bald crown keeps hair only below this height
 
 
-def _face_features(shape: tuple[int, int]) -> np.ndarray:
-    """Region weights of the face side without hair: brows, eyes, lips, nostrils on skin."""
+def _eye_socket(shape: tuple[int, int], eye: np.ndarray) -> np.ndarray:
+    """Soft shadow of the eye socket and upper lid crease around one eye (0..1)."""
+    socket = np.zeros(shape, np.float32)
+    center = eye.mean(axis=0) - [0.0, EYE_SOCKET_RAISE_MM, 0.0]
+    half_width = 0.5 * float(np.ptp(eye[:, 0])) + 4.0
+    cv2.ellipse(socket, tuple(_tex_px(center)), (_tex_mm(half_width) << SHIFT, _tex_mm(EYE_SOCKET_HALF_HEIGHT_MM) << SHIFT),
+                0.0, 0, 360, 1.0, -1, cv2.LINE_AA, SHIFT)
+    return cv2.GaussianBlur(socket, (0, 0), 2.5 / TEX_MM)
+
+
+def _face_features(shape: tuple[int, int], detailed: bool) -> np.ndarray:
+    """Region weights of the face side without hair: brows, eyes, lips, nostrils on skin.
+    `detailed` adds what makes a real face's eyes read from afar: socket shadows, lash lines
+    and full brows."""
     weights = np.zeros((*shape, len(REGIONS)), np.float32)
     weights[..., 0] = 1.0
     lm = LANDMARKS_68
+    brow_mm, brow_opacity = (6.5, 1.0) if detailed else (4.5, 0.85)
     for brow in (lm[17:22], lm[22:27]):
         mask = np.zeros(shape, np.float32)
-        cv2.polylines(mask, [_tex_px(brow)], False, 1.0, _tex_mm(4.5), cv2.LINE_AA, SHIFT)
-        _paint(weights, mask * 0.85, "brow", 0.8)
+        cv2.polylines(mask, [_tex_px(brow)], False, 1.0, _tex_mm(brow_mm), cv2.LINE_AA, SHIFT)
+        _paint(weights, mask * brow_opacity, "brow", 0.8)
     for eye in (lm[36:42], lm[42:48]):
+        if detailed:
+            _paint(weights, _eye_socket(shape, eye) * EYE_SOCKET_OPACITY, "dark", 0.3)
+        if detailed:  # painted a little taller than the lid landmarks: the iris shows, as in real eyes
+            eye = eye.mean(axis=0) + (eye - eye.mean(axis=0)) * [1.0, EYE_OPENING_SCALE, 1.0]
         opening = np.zeros(shape, np.float32)
         cv2.fillPoly(opening, [_tex_px(eye)], 1.0, cv2.LINE_AA, SHIFT)
         _paint(weights, opening, "sclera", 0.3)
@@ -377,7 +422,9 @@ def _face_features(shape: tuple[int, int]) -> np.ndarray:
         _paint(weights, iris * opening, "iris", 0.3)
         _paint(weights, pupil * opening, "dark", 0.3)
         lash = np.zeros(shape, np.float32)
-        cv2.polylines(lash, [_tex_px(eye[:4])], False, 1.0, _tex_mm(1.3), cv2.LINE_AA, SHIFT)
+        cv2.polylines(lash, [_tex_px(eye[:4])], False, 1.0, _tex_mm(2.2 if detailed else 1.3), cv2.LINE_AA, SHIFT)
+        if detailed:
+            cv2.polylines(lash, [_tex_px(eye[[3, 4, 5, 0]])], False, 0.6, _tex_mm(0.8), cv2.LINE_AA, SHIFT)
         _paint(weights, lash, "dark", 0.3)
     lips, mouth = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
     cv2.fillPoly(lips, [_tex_px(lm[48:60])], 1.0, cv2.LINE_AA, SHIFT)
@@ -445,13 +492,18 @@ def _beard(shape: tuple[int, int]) -> np.ndarray:
     return np.stack([beard, np.zeros_like(beard)])
 
 
-@functools.lru_cache(maxsize=1)
-def _textures() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _hair_styles(detailed: bool) -> tuple[HairStyle, ...]:
+    return DETAILED_HAIR_STYLES if detailed else HAIR_STYLES
+
+
+@functools.lru_cache(maxsize=2)
+def _textures(detailed: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Region weights (styles, 2 sides, H, W, K), skin-detail noise (2 sides, H, W) and beard
-    coverage (2 sides, H, W), built once."""
+    coverage (2 sides, H, W), built once per face variant."""
     shape = _texture_shape()
-    features = _face_features(shape)
-    weights = np.stack([np.stack([_front_texture(features, style), _back_texture(style)]) for style in HAIR_STYLES])
+    features = _face_features(shape, detailed)
+    weights = np.stack([np.stack([_front_texture(features, style), _back_texture(style)])
+                        for style in _hair_styles(detailed)])
     rng = np.random.default_rng(0)
     detail = sum(cv2.resize(rng.normal(size=(shape[0] // s, shape[1] // s)).astype(np.float32),
                             shape[::-1], interpolation=cv2.INTER_CUBIC) / np.sqrt(s)
@@ -481,7 +533,8 @@ class Appearance:
     shininess: float
     detail: float  # skin-detail noise amplitude (fraction of albedo)
     detail_shift: int  # where this person's skin detail starts in the noise texture
-    hair_style: int  # index into HAIR_STYLES
+    hair_style: int  # index into _hair_styles(detailed)
+    detailed: bool  # the detailed face textures (SynthConfig.detailed_face)
     beard: float  # beard opacity, 0 for none
 
     def model_points(self) -> np.ndarray:
@@ -514,7 +567,7 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
     colours = np.stack([  # in REGIONS order
         skin,
         hair,
-        0.35 * skin + 0.65 * np.minimum(hair, 90.0),
+        (0.2 * skin + 0.8 * np.minimum(hair, 70.0)) if config.detailed_face else (0.35 * skin + 0.65 * np.minimum(hair, 90.0)),
         skin * np.array([0.85, 0.55, 0.55]) * rng.uniform(0.8, 1.05),
         np.array([28.0, 16.0, 16.0]) * rng.uniform(0.7, 1.3),
         np.array([225.0, 218.0, 208.0]) * rng.uniform(0.8, 1.0),
@@ -533,7 +586,8 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
                       shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05),
                       detail_shift=int(rng.integers(1 << 20)),
-                      hair_style=int(rng.integers(len(HAIR_STYLES))),
+                      hair_style=int(rng.integers(len(_hair_styles(config.detailed_face)))),
+                      detailed=config.detailed_face,
                       beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0)
 
 
@@ -620,7 +674,7 @@ def _matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.ndarray) -> np.ndarray:
     """Albedo (n, 3) at texture positions (rows, columns, back-side flags) from this
     person's hair-style texture and the skin-detail noise."""
-    weights, detail, beard = _textures()
+    weights, detail, beard = _textures(appearance.detailed)
     height, width = weights.shape[2:4]
     row = np.clip(row.astype(np.int32), 0, height - 1)
     col = np.clip(col.astype(np.int32), 0, width - 1)
@@ -785,9 +839,27 @@ def _draw_random_shapes(rng: np.random.Generator, image: np.ndarray, count: int)
             cv2.line(image, (x, y), end, colour, int(rng.integers(1, 12)), cv2.LINE_AA)
 
 
-def make_background(rng: np.random.Generator, width: int, height: int, directory: str | None = None) -> np.ndarray:
+def _mute(rng: np.random.Generator, image: np.ndarray, muted: bool) -> np.ndarray:
+    """Most rooms are dull and behind the focus: desaturate, flatten and (often) blur.
+    The random numbers are drawn either way, so muted and plain renders share their streams."""
+    saturation, contrast = rng.uniform(*MUTED_SATURATION), rng.uniform(*MUTED_CONTRAST)
+    blur = rng.uniform(*MUTED_BLUR_PX) if rng.uniform() < MUTED_BLUR_SHARE else 0.0
+    if not muted:
+        return image
+    pixels = image.astype(np.float32)
+    grey = pixels.mean(axis=2, keepdims=True)
+    pixels = grey + saturation * (pixels - grey)
+    pixels = pixels.mean() + contrast * (pixels - pixels.mean())
+    if blur:
+        pixels = cv2.GaussianBlur(pixels, (0, 0), blur)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def make_background(rng: np.random.Generator, width: int, height: int, directory: str | None = None,
+                    muted: bool = False) -> np.ndarray:
     """A random RGB uint8 background: a photo crop (when `directory` is given, 80 %),
-    or a procedural mix of a gradient, smooth colour noise and random shapes."""
+    or a procedural mix of a gradient, smooth colour noise and random shapes (`muted`: dulled
+    and often out of focus, see `_mute`)."""
     if directory and rng.uniform() < 0.8:
         return _photo_background(rng, directory, width, height)
     corners = rng.uniform(0, 255, (2, 2, 3)).astype(np.float32)
@@ -798,9 +870,13 @@ def make_background(rng: np.random.Generator, width: int, height: int, directory
         image += float(rng.uniform(20, 90)) * cv2.resize(blobs, (width, height), interpolation=cv2.INTER_CUBIC)
     image = np.clip(image, 0, 255).astype(np.uint8)
     _draw_random_shapes(rng, image, int(rng.integers(0, 14)))
-    return image
+    return _mute(rng, image, muted)
 
 
+MUTED_SATURATION = (0.15, 0.6)  # share of the colour kept
+MUTED_CONTRAST = (0.4, 0.85)  # share of the contrast kept
+MUTED_BLUR_SHARE = 0.6
+MUTED_BLUR_PX = (1.0, 4.0)  # Gaussian sigma at the output size
 GLASSES_RIM_MM = (25.0, 16.0)  # semi-axes of each rim
 GLASSES_OFFSET_MM = np.array([0.0, 1.0, -12.0])  # rim centre from the eye centre (in front of it)
 GLASSES_HINGE_MM = np.array([70.0, -2.0, 0.0])  # where a temple arm meets the head (x mirrored)
@@ -944,7 +1020,9 @@ def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appear
     """A face-centred crop: the head is placed in a virtual full frame, the crop gets its own camera."""
     frame = _frame_camera(rng, *VIRTUAL_FRAME, fov_deg=FACE_FOV_DEG)
     distance = rng.uniform(*FACE_DISTANCE_MM)
-    center = rng.uniform(0.2, 0.8, 2) * VIRTUAL_FRAME
+    center = rng.uniform(0.2, 0.8, 2) * VIRTUAL_FRAME  # drawn either way: the variants share their random streams
+    if config.head_on_axis:
+        center = frame[2:]
     translation = _place_head(frame, frame[0] * HEAD_SIZE_MM / distance, center)
     box = _face_box(_pose_labels(appearance.model_points(), quat, translation, frame)["pt2d_68"])
     side = max(box[2] - box[0], box[3] - box[1]) * rng.uniform(*CROP_MARGIN)
@@ -952,7 +1030,7 @@ def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appear
     scale = config.size / side
     origin = crop_center - side / 2.0
     camera = np.array([frame[0] * scale, frame[1] * scale, (frame[2] - origin[0]) * scale, (frame[3] - origin[1]) * scale])
-    background = make_background(rng, config.size, config.size, config.backgrounds)
+    background = make_background(rng, config.size, config.size, config.backgrounds, config.muted_backgrounds)
     return camera, translation, background
 
 
@@ -960,7 +1038,7 @@ def _scene_view(config: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarr
     """A full localizer frame: camera, head translation (None for no face) and background."""
     width, height = config.image_size
     camera = _frame_camera(rng, width, height, fov_deg=SCENE_FOV_DEG)
-    background = make_background(rng, width, height, config.backgrounds)
+    background = make_background(rng, width, height, config.backgrounds, config.muted_backgrounds)
     if rng.uniform() >= config.face_probability:
         return camera, None, background
     center = rng.uniform([0.1 * width, 0.15 * height], [0.9 * width, 0.85 * height])
@@ -1025,7 +1103,7 @@ def _render_range(task: tuple[SynthConfig, int, int, int]) -> list[dict[str, np.
 
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
-    head_mesh(), _textures()
+    head_mesh(), _textures(True), _textures(False)
 
 
 def _pool(workers: int) -> multiprocessing.pool.Pool:

@@ -27,14 +27,16 @@ BENCHMARKS = {
     "tracker": ("posenet.benchmarks.tracker:benchmark", "Tracker frames/s on 640x480 video, 1 thread"),
     "sim2real": ("posenet.benchmarks.sim2real:benchmark", "Sim-to-real proxy: a fixed net trained on rendered faces, "
                  "scored on real ones"),
+    "sim2real-ablation": ("posenet.benchmarks.sim2real:ablation", "Sim-to-real proxy, one row per renderer change"),
 }
+ON_REQUEST = ("sim2real-ablation",)  # hours at the full budget: run only when named
 OPTIONS = {"real": "real", "json": "json_path"}  # flag dest -> keyword of the benchmarks that take it
 RESULTS_DIR = Path("results")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
+                        help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all but {', '.join(ON_REQUEST)})")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="report directory")
     parser.add_argument("--real", type=Path, default=None,
@@ -69,7 +71,7 @@ def write_report(results: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> None:
-    names = args.names or list(BENCHMARKS)
+    names = args.names or [name for name in BENCHMARKS if name not in ON_REQUEST]
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         raise PosenetError(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")

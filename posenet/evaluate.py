@@ -48,7 +48,15 @@ def onnx_predictor(path: Path) -> Predictor:
     return OnnxPosePredictor(path)
 
 
-def make_predictor(target: str, train: str | Path | None = None, detector: str = "hog") -> Predictor:
+def protocol_focal_widths(protocol: str | None) -> float | None:
+    """The camera a protocol's labels assume (see posenet.core.protocol), for the pnp baselines."""
+    from posenet.core.protocol import PROTOCOLS
+
+    return PROTOCOLS[protocol].label_focal_widths if protocol in PROTOCOLS else None
+
+
+def make_predictor(target: str, train: str | Path | None = None, detector: str = "hog",
+                   focal_widths: float | None = None) -> Predictor:
     """The predictor named by a CLI target: a run dir, an .onnx file, pnp, pnp-oracle or mean."""
     if target == "mean":
         if not train:
@@ -59,7 +67,8 @@ def make_predictor(target: str, train: str | Path | None = None, detector: str =
     if target in ("pnp", "pnp-oracle"):
         from baselines.pnp import PnPPredictor
 
-        return PnPPredictor(landmarks="oracle" if target == "pnp-oracle" else "dlib", detector=detector)
+        return PnPPredictor(landmarks="oracle" if target == "pnp-oracle" else "dlib", detector=detector,
+                            focal_widths=focal_widths)
     path = Path(target)
     if path.suffix == ".onnx":
         if not path.is_file():
@@ -83,6 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", default=None, help="write per-sample errors to this CSV file")
     parser.add_argument("--detector", choices=DETECTORS, default="hog", help="face detector of the pnp baseline")
     parser.add_argument("--train", default=None, help="training file (for the mean-pose baseline)")
+    parser.add_argument("--focal-widths", type=float, default=None,
+                        help="pnp baselines: focal length in image widths instead of the file's camera (default: "
+                             "the protocol's, e.g. 30 for aflw2000, whose labels are weak-perspective fits; else the "
+                             "file's camera, else 1 width)")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -90,7 +103,10 @@ def run(args: argparse.Namespace) -> None:
         if output:
             check_writable(output)  # fail before the slow part
     dataset = h5format.read_dataset(args.data)
-    evaluation = evaluate(make_predictor(args.target, args.train, args.detector), dataset, args.protocol)
+    if args.focal_widths is not None and args.focal_widths <= 0:
+        raise PosenetError(f"--focal-widths {args.focal_widths}: must be positive")
+    focal_widths = args.focal_widths if args.focal_widths is not None else protocol_focal_widths(args.protocol)
+    evaluation = evaluate(make_predictor(args.target, args.train, args.detector, focal_widths), dataset, args.protocol)
     written = [str(write(path, evaluation)) for path, write in ((args.csv, write_csv), (args.json, write_json)) if path]
     print(summary_line(evaluation))
     print(f"evaluated {evaluation.summary['n']} samples of {args.data}"

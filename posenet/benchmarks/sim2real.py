@@ -257,4 +257,57 @@ def benchmark(quick: bool, real: str | Path | None = None, json_path: str | Path
             f"{budget.n_test} faces (seed {TEST_SEED_OFFSET}). Degrees; bias = mean signed error "
             "(prediction - truth). Target (DESIGN.md §7): real MAE <= 9, |bias| < 1.5 per axis.",
             "", *TABLE_HEADER, table_row("current defaults", result),
-            "", "The ablation of the renderer's changes is in [`sim2real_ablation.md`](sim2real_ablation.md)."]
+            "", "The ablation of the renderer's changes is in [`sim2real_ablation.md`](sim2real_ablation.md) "
+            "(`posenet bench sim2real-ablation`)."]
+
+
+# --- the ablation: one row per renderer change ----------------------------------------------------
+
+FIRST_RENDERER = {"pose_distribution": "uniform", "head_on_axis": False, "detailed_face": False,
+                  "muted_backgrounds": False}
+ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the first row: the first renderer)
+    "first renderer's settings": FIRST_RENDERER,
+    "+ realistic pose distribution": {**FIRST_RENDERER, "pose_distribution": "realistic"},
+    "+ head on the optical axis": {**FIRST_RENDERER, "pose_distribution": "realistic", "head_on_axis": True},
+    "+ detailed face (eyes, brows, fringes)": {"detailed_face": True, "muted_backgrounds": False},
+    "+ muted backgrounds (= current defaults)": {},
+    "current defaults, uniform poses": {"pose_distribution": "uniform"},
+    "current defaults, head off-axis": {"head_on_axis": False},
+}
+
+
+def ablation(quick: bool, real: str | Path | None = None) -> list[str]:
+    """Every row of ABLATION through `measure` (the full budget takes about 15 min a row on 2 cores)."""
+    import dataclasses
+
+    from data_tools import synth
+
+    lines = [*TABLE_HEADER]
+    for label, changes in ABLATION.items():
+        print(f"-- {label}")
+        result = measure(real or REAL_DEV, quick=quick, synth_config=dataclasses.replace(synth.SynthConfig(), **changes))
+        print(summary_line(result))
+        lines.append(table_row(label, result))
+    return lines
+
+
+def contact_sheet(synthetic: np.ndarray, real: np.ndarray, columns: int = 8, scale: int = 2) -> np.ndarray:
+    """Two rows of `columns` inputs each, synthetic above real, as the proxy's net sees them (grey)."""
+    def row(patches: np.ndarray) -> np.ndarray:
+        tiles = (centre_inputs(patches[:columns])[..., 0] * 255).astype(np.uint8)
+        return np.concatenate(list(tiles), axis=1)
+
+    sheet = np.concatenate([row(synthetic), np.full((4, columns * INPUT_SIZE), 255, np.uint8), row(real)], axis=0)
+    return cv2.resize(sheet, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+
+
+def write_sheet(path: str | Path, real: str | Path = REAL_DEV, synth_config=None, count: int = 16) -> Path:
+    """results/sim2real_sheet.png: rendered and real dev crops side by side, by the one crop rule."""
+    synthetic, _ = render(count, seed=0, synth_config=synth_config)
+    real_patches, _ = load_real(real)
+    sheet = np.concatenate([contact_sheet(synthetic[i:i + 8], real_patches[i:i + 8]) for i in (0, 8)], axis=0)
+    with atomic_output(path) as tmp:
+        if not cv2.imwrite(str(tmp.with_suffix(".png")), sheet):
+            raise PosenetError(f"{path}: cannot write the image")
+        tmp.with_suffix(".png").replace(tmp)
+    return Path(path)

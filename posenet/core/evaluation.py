@@ -137,7 +137,8 @@ def summary_line(evaluation: Evaluation) -> str:
     return (f"{evaluation.name}: n={s['n']} failures={s['failures']} MAE {s['mae']:.2f} deg "
             f"(yaw {s['mae_yaw']:.2f}, pitch {s['mae_pitch']:.2f}, roll {s['mae_roll']:.2f}), "
             f"geodesic mean {s['geodesic_mean']:.2f} median {s['geodesic_median']:.2f} deg, "
-            f"acc@10deg {100 * s['acc10']:.1f}%, {evaluation.ms_per_image:.2f} ms/image")
+            f"acc@10deg {100 * s['acc10']:.1f}%, bias (yaw/pitch/roll) {s['bias_yaw']:+.2f}/{s['bias_pitch']:+.2f}/"
+            f"{s['bias_roll']:+.2f} deg, {evaluation.ms_per_image:.2f} ms/image")
 
 
 def write_csv(path: str | Path, evaluation: Evaluation) -> Path:

@@ -212,3 +212,23 @@ def test_glasses_occlude_without_changing_labels():
     for name in ("quats", "pt3d_68", "rois", "camera"):
         np.testing.assert_array_equal(with_glasses[name], without[name])
     assert with_glasses["images"].tobytes() != without["images"].tobytes()
+
+
+def test_calibrated_head_frame_on_a_worked_example():
+    """A face rendered at AFLW angles (yaw 20, pitch -10, roll 5) is labelled with exactly those
+    angles; its landmarks are the anatomical model's seen 2.51 deg further pitched about x, so PnP
+    with the calibrated model returns the rendered angles and PnP with the anatomical one does not."""
+    from posenet.core.facemodel import AFLW_FRAME_PITCH_DEG, ANATOMICAL_LANDMARKS_68
+
+    config = dataclasses.replace(MEAN_FACE, yaw_range=0.0, pitch_range=0.0, roll_range=0.0)
+    sample = synth.render_sample(config, 0, 0)
+    assert np.allclose(geometry.ypr_deg(sample["quats"].astype(np.float64)), 0.0, atol=1e-4)
+    quat = geometry.aflw_to_quat(np.radians([-10.0, 20.0, 5.0]))  # (pitch, yaw, roll)
+    camera = np.array([5000.0, 5000.0, 128.0, 128.0])  # near-orthographic, as AFLW's labels
+    translation = np.array([0.0, 0.0, 5000.0 * 100.0 / 80.0])
+    points = geometry.project(geometry.transform(LANDMARKS_68, quat, translation), camera)
+    np.testing.assert_allclose(geometry.ypr_deg(_solve_pnp(LANDMARKS_68, points, camera)), [20.0, -10.0, 5.0], atol=0.05)
+    anatomical = geometry.ypr_deg(_solve_pnp(ANATOMICAL_LANDMARKS_68, points, camera))
+    assert abs(geometry.geodesic_deg(_solve_pnp(ANATOMICAL_LANDMARKS_68, points, camera), quat)
+               - AFLW_FRAME_PITCH_DEG) < 0.05
+    assert abs(anatomical[1] - (-10.0)) > 2.0  # the uncalibrated model reads another pitch
