@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, help="training split (HDF5)")
     parser.add_argument("--val", required=True, help="validation split (HDF5), never seen in training")
     parser.add_argument("--logdir", default=defaults.logdir, help="TensorBoard / runs directory")
-    parser.add_argument("--run-name", default=None, help="run directory name (default: MODEL-LOSS)")
+    parser.add_argument("--run-name", default=None,
+                        help="run directory name (default: MODEL-LOSS for study nets, MODEL for tracker nets)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="total epochs")
     parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="Adam learning rate")
     parser.add_argument("--batch-size", type=int, default=pipe.batch_size)
