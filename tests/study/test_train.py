@@ -158,6 +158,10 @@ def test_frozen_c_resnet_trains_its_head_on_cached_features(splits, tmp_path):
     assert not list(cache.parent.glob("*.tmp"))
     model, _ = load_run(run_dir)  # one network, image to rotvec
     assert model.input_shape == (None, SIZE, SIZE, 3) and c_resnet.BACKBONE in [layer.name for layer in model.layers]
+    fresh = subprocess.run([sys.executable, "-c", "import sys; from posenet.training.runs import load_run; "
+                            "print(load_run(sys.argv[1])[0].output_shape)", str(run_dir)],
+                           capture_output=True, text=True, cwd=REPO)
+    assert fresh.returncode == 0 and "(None, 3)" in fresh.stdout, fresh.stderr[-500:]  # loads in a new process too
     features, labels = backbone_features(None, pipeline.load_split(run.train), run)  # cached: no backbone needed
     assert isinstance(features, np.memmap) and features.shape == (48, 1, 1, 2048)
     again = train(config(splits, tmp_path, model="C_RESNET", epochs=1, run_name="second"))  # on the cache
