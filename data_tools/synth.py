@@ -103,6 +103,7 @@ class SynthConfig:
     head_on_axis: bool = True
     detailed_face: bool = True  # eye sockets, lash lines, dark full brows, fringes (False: the first renderer's face)
     muted_backgrounds: bool = True  # procedural backgrounds desaturated, lower contrast, often out of focus
+    light_from_above: bool = False  # lights only in the upper half around the viewing axis, as in most photos
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None
@@ -576,6 +577,8 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
     ])
     n_lights = int(rng.integers(1, 4))
     azimuth = rng.uniform(-np.pi, np.pi, n_lights)
+    if config.light_from_above:  # the upper half only (y points down): no draw added, streams stay aligned
+        azimuth = -np.abs(azimuth)
     elevation = rng.uniform(0.15, 1.2, n_lights)  # angle from the viewing axis
     light_dirs = np.stack([np.sin(elevation) * np.cos(azimuth), np.sin(elevation) * np.sin(azimuth),
                            -np.cos(elevation)], axis=-1)

@@ -273,6 +273,7 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "+ muted backgrounds (= current defaults)": {},
     "current defaults, uniform poses": {"pose_distribution": "uniform"},
     "current defaults, head off-axis": {"head_on_axis": False},
+    "current defaults + light from above": {"light_from_above": True},
 }
 
 

@@ -101,8 +101,9 @@ class Run:
         ]
 
     def finish(self, summary: dict) -> dict:
-        """Rewrite history.csv without rows an interruption logged twice, then write `done`
-        (the epoch count, the best epoch and its val_loss, plus `summary`)."""
+        """Rewrite history.csv without rows an interruption logged twice, then write `done`: the
+        epoch count, the best epoch and its val_loss, plus `summary`, where a callable value is
+        given the best epoch's history row (for the trainer's own validation figures)."""
         rows = self.history()
         if not rows:
             raise PosenetError(f"{self.path / HISTORY}: no epoch was logged")
