@@ -89,11 +89,11 @@ def patches_of(dataset: h5format.Dataset) -> np.ndarray:
     return np.stack([crop_patch(dataset.image(i), points[i]) for i in range(len(dataset))])
 
 
-def render(budget_n: int, seed: int, synth_config=None) -> tuple[np.ndarray, np.ndarray]:
-    """(patches, quats) of `budget_n` faces rendered in memory with the renderer's defaults."""
+def render(count: int, seed: int, synth_config=None) -> tuple[np.ndarray, np.ndarray]:
+    """(patches, quats) of `count` faces rendered in memory (the renderer's defaults unless `synth_config`)."""
     from data_tools import synth
 
-    fields = synth.synthesize(synth_config or synth.SynthConfig(), budget_n, seed,
+    fields = synth.synthesize(synth_config or synth.SynthConfig(), count, seed,
                               workers=max(1, min(2, os.cpu_count() or 1)), progress=True)
     dataset = h5format.Dataset(fields)
     return patches_of(dataset), np.asarray(fields["quats"], np.float64)
