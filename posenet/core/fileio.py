@@ -63,9 +63,23 @@ def _make_parents(path: Path) -> list[Path]:
     return made
 
 
+def _unique_sibling(path: Path) -> Path:
+    """A new empty file beside `path` (hidden, ending in .tmp): two writers of the same output
+    never share a temporary name, so neither can delete or corrupt the other's."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise PosenetError(f"{path}: cannot create a temporary file beside it ({error.strerror})") from None
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)  # mkstemp makes it private; the output gets the usual mode
+    return Path(name)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling of `path`; rename it onto `path` only on success.
+    """Yield a unique temporary sibling of `path`; rename it onto `path` only on success.
 
     Missing parent folders of `path` are created first. On any exception (including
     KeyboardInterrupt) the temporary file is removed, an existing file at `path` is left
@@ -73,7 +87,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = check_writable(path)
     made = _make_parents(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = _unique_sibling(path)
     finished = False
     try:
         yield tmp

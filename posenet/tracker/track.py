@@ -505,6 +505,8 @@ def open_source(args: argparse.Namespace) -> Source:
         return open_video(args.video)
     if args.images is not None:
         return open_images(args.images)
+    if args.camera < 0:  # OpenCV crashes the process on a negative index
+        raise PosenetError(f"--camera {args.camera}: a camera index is 0 or more")
     return open_camera(args.camera)
 
 

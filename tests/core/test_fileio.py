@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -70,3 +71,23 @@ def test_unwritable_folder_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(PosenetError, match="is not writable"), fileio.atomic_output(tmp_path / "new" / "x.h5"):
         pass
     assert not list(tmp_path.iterdir())
+
+
+def test_two_writers_of_one_output_get_their_own_temporary_files(tmp_path):
+    target = tmp_path / "same.h5"
+    with fileio.atomic_output(target) as first, fileio.atomic_output(target) as second:
+        assert first != second and first.parent == second.parent == tmp_path
+        first.write_text("first")
+        second.write_text("second")
+    assert target.read_text() == "first"  # the outer block finished last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.h5"]
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with fileio.atomic_output(tmp_path / "x.txt") as tmp:
+            tmp.write_text("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644

@@ -306,6 +306,12 @@ def test_missing_camera_fails_quickly(dummy_models, capsys):
     assert "--camera 97" in err and time.monotonic() - start < track.CAMERA_TIMEOUT_S + 5
 
 
+def test_negative_camera_index_is_one_line(dummy_models, capsys):
+    err = run_failing(["track", "--camera", "-1", "--localizer", str(dummy_models[0]), "--pose", str(dummy_models[1])],
+                      capsys)
+    assert "--camera -1: a camera index is 0 or more" in err
+
+
 def test_image_folder_problems(dummy_models, tmp_path, capsys):
     models = ["--localizer", str(dummy_models[0]), "--pose", str(dummy_models[1])]
     empty = tmp_path / "empty"
