@@ -164,7 +164,7 @@ def callbacks(config: TrainConfig, network: keras.Model, val: h5format.Dataset) 
         keras.callbacks.TensorBoard(str(run_dir), write_graph=False),
         *Run(run_dir).checkpoint_callbacks(network, resume=True),
         axes_images(config, network, val),
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True),  # a damaged state falls back
     ]
 
 

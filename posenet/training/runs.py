@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import warnings
 from pathlib import Path
 
 import keras
@@ -29,14 +31,25 @@ DONE, CONFIG, HISTORY, BEST, LAST, BACKUP = "done", "config.json", "history.csv"
 
 class CheckpointOf(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint that saves `target` (the whole network) while another model is fitted
-    (a frozen backbone's head on cached features, or a training wrapper); they share layers."""
+    (a frozen backbone's head on cached features, or a training wrapper); they share layers.
+
+    Keras writes to a hidden sibling that is renamed onto `filepath` once complete, so an
+    interruption mid-save never leaves a truncated checkpoint under the final name.
+    """
 
     def __init__(self, target: keras.Model, filepath: Path, **kwargs):
-        super().__init__(str(filepath), **kwargs)
+        self.final = Path(filepath)
+        self.partial = self.final.with_name(f".{self.final.stem}.partial{self.final.suffix}")
+        super().__init__(str(self.partial), **kwargs)
         self.target = target
 
     def set_model(self, model: keras.Model) -> None:
         super().set_model(self.target)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if self.partial.exists():
+            os.replace(self.partial, self.final)
 
 
 class Run:
@@ -120,18 +133,25 @@ class Run:
         return figures
 
     def load_model(self) -> keras.Model:
-        """The best (else last) checkpoint, the whole network."""
+        """The best checkpoint, the whole network; the last one, with a warning, when the best
+        is missing or cannot be read (a damaged file)."""
         if not self.path.is_dir():
             raise PosenetError(f"{self.path}: no such run directory")
-        checkpoint = next((self.path / name for name in (BEST, LAST) if (self.path / name).is_file()), None)
-        if checkpoint is None:
+        checkpoints = [self.path / name for name in (BEST, LAST) if (self.path / name).is_file()]
+        if not checkpoints:
             raise PosenetError(f"{self.path}: no checkpoint ({BEST} or {LAST}); train it first with posenet train")
-        model_name = self.config()["train"]["model"]
-        try:
-            builder_module(model_name)  # custom layers must be registered before loading
-            return keras.models.load_model(checkpoint, compile=False)
-        except (OSError, ValueError, KeyError) as error:
-            raise PosenetError(f"{checkpoint}: cannot load the run ({error})") from None
+        builder_module(self.config()["train"]["model"])  # custom layers must be registered before loading
+        problems = []
+        for checkpoint in checkpoints:
+            try:
+                model = keras.models.load_model(checkpoint, compile=False)
+            except (OSError, ValueError, KeyError, EOFError) as error:
+                problems.append(f"{checkpoint}: cannot load it ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+                continue
+            if problems:
+                warnings.warn(f"{problems[0]}; using {checkpoint.name} instead", stacklevel=2)
+            return model
+        raise PosenetError("; ".join(problems))
 
 
 def load_run(run_dir: str | Path) -> tuple[keras.Model, dict]:

@@ -92,6 +92,21 @@ def test_cli_trains_and_writes_a_complete_run(cli_run):
     assert model.predict(np.zeros((3, SIZE, SIZE, 3), "float32"), verbose=0).shape == (3, 3)
 
 
+def test_a_damaged_best_checkpoint_falls_back_to_the_last(cli_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "damaged"
+    shutil.copytree(cli_run[0], run_dir)
+    assert not list(run_dir.glob(".*partial*"))  # checkpoints were written aside and renamed
+    (run_dir / "best.keras").write_bytes((run_dir / "best.keras").read_bytes()[:96])  # a save cut short
+    with pytest.warns(UserWarning, match="best.keras: cannot load it.*using last.keras"):
+        model, _ = load_run(run_dir)
+    assert model.output_shape == (None, 3)
+    (run_dir / "last.keras").write_bytes(b"")
+    with pytest.raises(PosenetError, match="best.keras: cannot load it.*last.keras: cannot load it"):
+        load_run(run_dir)
+
+
 def events(folder: Path) -> EventAccumulator:
     accumulator = EventAccumulator(str(folder), size_guidance={"images": 0, "tensors": 0})
     accumulator.Reload()
