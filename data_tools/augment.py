@@ -138,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_writable(args.output)
+    check_writable(args.output, inputs=(args.input,))
     dataset = read_dataset(args.input)
     if not len(dataset):
         raise PosenetError(f"{args.input}: the dataset is empty")

@@ -101,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     for output in (args.json, args.csv):
         if output:
-            check_writable(output)  # fail before the slow part
+            check_writable(output, inputs=(args.data, args.train))  # fail before the slow part
     dataset = h5format.read_dataset(args.data)
     if args.focal_widths is not None and args.focal_widths <= 0:
         raise PosenetError(f"--focal-widths {args.focal_widths}: must be positive")

@@ -183,3 +183,12 @@ def test_a_tracker_run_is_loaded_and_pointed_to_export(data_file, tmp_path, caps
     assert cli.main(["evaluate", str(run), "--data", str(data_file)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "posenet export" in err[0]
+
+
+@pytest.mark.parametrize("flag", ["--json", "--csv"])
+def test_an_output_over_the_evaluated_file_is_refused(flag, data_file, tmp_path, capsys):
+    data = tmp_path / "data.h5"
+    data.write_bytes(data_file.read_bytes())
+    assert cli.main(["evaluate", "mean", "--data", str(data), "--train", str(data_file), flag, str(data)]) == 2
+    assert "is also an input of this command" in capsys.readouterr().err
+    assert data.read_bytes() == data_file.read_bytes()

@@ -93,7 +93,7 @@ def summary(out: Path, count: int, skipped: Counter) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    check_writable(args.out)
+    check_writable(args.out, inputs=(args.source,))
     module = importlib.import_module(FORMATS[args.format])
     with open_archive(args.source) as archive:
         converter = module.Converter(archive, args)

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from posenet.core.errors import PosenetError
 
@@ -24,13 +24,26 @@ def _nearest_existing(directory: Path) -> Path:
     return directory
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Fail early, with one line, when `path` cannot be created.
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (resolved paths, or one inode through links)."""
+    if a.resolve() == b.resolve():
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return False
+
+
+def check_writable(path: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
+    """Fail early, with one line, when `path` cannot be created or is one of the command's `inputs`
+    (writing there would replace what is being read).
 
     A missing parent folder is fine (`atomic_output` creates it) as long as the closest folder
     that exists is writable; nothing is created here, so a check before slow work leaves no trace.
     """
     path = Path(path)
+    for source in inputs:
+        if source is not None and _same_file(path, Path(source)):
+            raise PosenetError(f"{path}: is also an input of this command; choose another output path")
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise PosenetError(f"{path}: is a directory, expected a file path")

@@ -515,7 +515,7 @@ def run(args: argparse.Namespace) -> None:
         raise PosenetError(f"--threads {args.threads}: expected at least 1")
     for path in (args.csv, args.out):
         if path is not None:
-            check_writable(path)
+            check_writable(path, inputs=(args.video, args.localizer, args.pose))
     localizer = Localizer(args.localizer or default_model("localizer"), args.threads)
     pose = PoseEstimator(args.pose or default_model("pose"), args.threads)
     tracker = Tracker(localizer, pose, args.fov, args.smooth)

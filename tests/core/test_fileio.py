@@ -91,3 +91,14 @@ def test_outputs_get_the_usual_file_mode(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path):
+    data = tmp_path / "data.h5"
+    data.write_bytes(b"keep")
+    (tmp_path / "link.h5").symlink_to(data)
+    for output in (data, tmp_path / "." / "data.h5", tmp_path / "link.h5"):
+        with pytest.raises(PosenetError, match="is also an input of this command"):
+            fileio.check_writable(output, inputs=[None, data])
+    assert fileio.check_writable(tmp_path / "other.h5", inputs=[data]) == tmp_path / "other.h5"
+    assert data.read_bytes() == b"keep"

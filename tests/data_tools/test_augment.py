@@ -117,3 +117,15 @@ def test_rotated_box_rule():
     np.testing.assert_allclose(rotated_box(roi, geometry.inplane_affine([30, 60], 0.0)), roi)
     np.testing.assert_allclose(rotated_box(roi, geometry.inplane_affine([30, 60], np.pi / 2)),
                                [-10.0, 40.0, 70.0, 80.0], atol=1e-9)
+
+
+def test_augment_refuses_to_write_over_its_input(tmp_path, capsys):
+
+    from posenet.core.h5format import encode_image, write_dataset
+
+    path = write_dataset(tmp_path / "a.h5", {"images": [encode_image(np.zeros((8, 8, 3), np.uint8))],
+                                             "quats": np.array([[0.0, 0.0, 0.0, 1.0]], np.float32)})
+    before = path.read_bytes()
+    assert main(["data", "augment", str(path), str(path)]) == 2
+    assert "is also an input of this command" in capsys.readouterr().err
+    assert path.read_bytes() == before
