@@ -274,6 +274,7 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "current defaults, uniform poses": {"pose_distribution": "uniform"},
     "current defaults, head off-axis": {"head_on_axis": False},
     "current defaults + light from above": {"light_from_above": True},
+    "current defaults without the detailed face": {"detailed_face": False},
 }
 
 
