@@ -308,8 +308,9 @@ def write_sheet(path: str | Path, real: str | Path = REAL_DEV, synth_config=None
     synthetic, _ = render(count, seed=0, synth_config=synth_config)
     real_patches, _ = load_real(real)
     sheet = np.concatenate([contact_sheet(synthetic[i:i + 8], real_patches[i:i + 8]) for i in (0, 8)], axis=0)
+    ok, encoded = cv2.imencode(".png", sheet)
+    if not ok:
+        raise PosenetError(f"{path}: cannot encode the sheet as PNG")
     with atomic_output(path) as tmp:
-        if not cv2.imwrite(str(tmp.with_suffix(".png")), sheet):
-            raise PosenetError(f"{path}: cannot write the image")
-        tmp.with_suffix(".png").replace(tmp)
+        tmp.write_bytes(encoded.tobytes())
     return Path(path)
