@@ -25,7 +25,8 @@ Figures (`posenet bench pnp`, 2 shared CPU cores; details in results/bench/pnp.m
   + PnP: 4.17 deg (pitch 8.7). Published: 15.8 (dlib) and 8.65 (oracle) on all 2000 images.
   AFLW's labels are weak-perspective 3DMM fits; a near-orthographic camera (f = 10 x width)
   lowers the oracle MAE to 3.0 deg (its +5.9 deg pitch bias vanishes) but raises dlib's to
-  5.1 deg, so the default stays f = image width (DESIGN.md), and `focal` overrides it.
+  5.1 deg, so the default stays f = image width (DESIGN.md), and `focal_widths` overrides it
+  (the `aflw2000` evaluation protocol sets 30).
 - Per 640x480 BIWI frame (2 cores shared with other jobs, so +-50%): HOG 26-57 ms (upsample 0),
   106-171 ms (upsample 1), CNN (MMOD, upsample 0) 3.3-3.6 s, landmarks 4.7 ms, PnP 0.3-2.3 ms.
 - Back-facing first solutions do occur with dlib's landmarks (2 of 16 AFLW samples, 9 of 60
@@ -174,8 +175,7 @@ class PnPPredictor:
     """
 
     def __init__(self, landmarks: str = "dlib", detector: str = "hog", method: str = "iterative",
-                 upsample: int = 1, use_roi_boxes: bool = False, focal: float | None = None,
-                 focal_widths: float | None = None) -> None:
+                 upsample: int = 1, use_roi_boxes: bool = False, focal_widths: float | None = None) -> None:
         if landmarks not in ("dlib", "oracle"):
             raise PosenetError(f"landmarks={landmarks!r}: choose 'dlib' or 'oracle'")
         if detector not in DETECTORS:
@@ -183,8 +183,7 @@ class PnPPredictor:
         if method not in METHODS:
             raise PosenetError(f"--method {method}: unknown PnP method; choose from {', '.join(METHODS)}")
         self.landmarks, self.detector, self.method = landmarks, detector, method
-        self.upsample, self.use_roi_boxes, self.focal = upsample, use_roi_boxes, focal
-        self.focal_widths = focal_widths
+        self.upsample, self.use_roi_boxes, self.focal_widths = upsample, use_roi_boxes, focal_widths
         if landmarks == "oracle":
             self.name = "pnp-oracle"
         else:
@@ -193,12 +192,12 @@ class PnPPredictor:
         self.failures = 0
 
     def _camera(self, dataset: Dataset, index: int, image: np.ndarray) -> np.ndarray:
-        """The file's camera, else f = `focal` pixels or `focal_widths` x the image width (default 1)."""
-        if "camera" in dataset and self.focal is None and self.focal_widths is None:
+        """The file's camera, else (or when `focal_widths` is given) f = `focal_widths` x the image
+        width, 1 by default."""
+        if "camera" in dataset and self.focal_widths is None:
             return np.asarray(dataset["camera"][index], dtype=np.float64)
         height, width = image.shape[:2]
-        focal = self.focal if self.focal_widths is None else self.focal_widths * width
-        return geometry.camera_for_image(width, height, focal)
+        return geometry.camera_for_image(width, height, None if self.focal_widths is None else self.focal_widths * width)
 
     def _oracle_points(self, dataset: Dataset, index: int) -> np.ndarray:
         if "pt2d_68" in dataset:

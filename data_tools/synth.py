@@ -409,9 +409,8 @@ def _face_features(shape: tuple[int, int], detailed: bool) -> np.ndarray:
         cv2.polylines(mask, [_tex_px(brow)], False, 1.0, _tex_mm(brow_mm), cv2.LINE_AA, SHIFT)
         _paint(weights, mask * brow_opacity, "brow", 0.8)
     for eye in (lm[36:42], lm[42:48]):
-        if detailed:
+        if detailed:  # a socket shadow, and the opening painted a little taller than the lid landmarks
             _paint(weights, _eye_socket(shape, eye) * EYE_SOCKET_OPACITY, "dark", 0.3)
-        if detailed:  # painted a little taller than the lid landmarks: the iris shows, as in real eyes
             eye = eye.mean(axis=0) + (eye - eye.mean(axis=0)) * [1.0, EYE_OPENING_SCALE, 1.0]
         opening = np.zeros(shape, np.float32)
         cv2.fillPoly(opening, [_tex_px(eye)], 1.0, cv2.LINE_AA, SHIFT)

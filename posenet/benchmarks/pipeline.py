@@ -12,7 +12,6 @@ import numpy as np
 from posenet.core import geometry, h5format
 from posenet.study.pipeline import PipelineConfig, face_boxes, make_dataset, preprocess_numpy
 
-# --- benchmark: tf.data vs a plain Python generator --------------------------------------------
 
 def python_batches(dataset: h5format.Dataset, config: PipelineConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The same decode / crop / letterbox / normalise, one image at a time in plain Python."""
@@ -35,7 +34,7 @@ def _benchmark_data(count: int) -> h5format.Dataset:
 BENCH_REPEATS = 3  # best of: the machine may be shared
 
 
-def _images_per_second(make_batches, count: int) -> float:
+def _images_per_second(make_batches) -> float:
     """Best rate over BENCH_REPEATS full passes (a fresh iterator each pass)."""
     best = 0.0
     for _ in range(BENCH_REPEATS):
@@ -51,8 +50,8 @@ def benchmark(quick: bool) -> list[str]:
     dataset = _benchmark_data(count)
     config = PipelineConfig(input_size=112, batch_size=32, shuffle=False)
     tf_data = make_dataset(dataset, config, training=False)
-    fast = _images_per_second(lambda: tf_data, count)  # the first pass also traces the map function
-    slow = _images_per_second(lambda: python_batches(dataset, config), count)
+    fast = _images_per_second(lambda: tf_data)  # the first pass also traces the map function
+    slow = _images_per_second(lambda: python_batches(dataset, config))
     print(f"tf.data {fast:.0f} images/s, Python generator {slow:.0f} images/s, ratio {fast / slow:.1f}x (target >= 3x)")
     return [
         f"{count} synthetic 256x256 JPEG images -> 112 px crops, batch 32: decode + crop + letterbox + "

@@ -67,6 +67,14 @@ FULL = Budget(n_train=20000, n_test=1000, steps=10000)
 
 # --- data ------------------------------------------------------------------------------------
 
+def _zoom_about(center: np.ndarray, k: float, size: int) -> np.ndarray:
+    """The 2x3 warpAffine matrix that scales by `k` about `center` (edge coordinates) onto the
+    centre of a size x size output (pixel centres, as warpAffine maps them)."""
+    affine = np.array([[k, 0.0, size / 2.0 - k * center[0]], [0.0, k, size / 2.0 - k * center[1]]])
+    affine[:, 2] += 0.5 * k - 0.5
+    return affine
+
+
 def crop_patch(image: np.ndarray, landmarks_xy: np.ndarray, scale: float = SOURCE_SCALE,
                size: int = SOURCE_SIZE) -> np.ndarray:
     """The crop rule: grey uint8 square centred on the landmark box, side CROP_MARGIN x its
@@ -74,11 +82,10 @@ def crop_patch(image: np.ndarray, landmarks_xy: np.ndarray, scale: float = SOURC
     low, high = landmarks_xy.min(axis=0), landmarks_xy.max(axis=0)
     center = (low + high) / 2.0
     k = size / (CROP_MARGIN * float(np.max(high - low)) * scale)
-    affine = np.array([[k, 0.0, size / 2.0 - k * center[0]], [0.0, k, size / 2.0 - k * center[1]]])
-    affine[:, 2] += 0.5 * k - 0.5  # edge coordinates in, pixel centres for warpAffine
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     flags = cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(grey, affine, (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(grey, _zoom_about(center, k, size), (size, size), flags=flags,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def patches_of(dataset: h5format.Dataset) -> np.ndarray:
@@ -125,10 +132,8 @@ def augmented_batch(rng: np.random.Generator, patches: np.ndarray,
     for i, patch in enumerate(patches):
         k = 1.0 / rng.uniform(1 - JITTER_SCALE, 1 + JITTER_SCALE)
         center = SOURCE_SIZE / 2.0 + rng.uniform(-JITTER_SHIFT, JITTER_SHIFT, 2) * INPUT_SIZE
-        affine = np.array([[k, 0.0, INPUT_SIZE / 2.0 - k * center[0]], [0.0, k, INPUT_SIZE / 2.0 - k * center[1]]])
-        affine[:, 2] += 0.5 * k - 0.5
-        inputs[i] = cv2.warpAffine(patch, affine, (INPUT_SIZE, INPUT_SIZE), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
+        inputs[i] = cv2.warpAffine(patch, _zoom_about(center, k, INPUT_SIZE), (INPUT_SIZE, INPUT_SIZE),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inputs /= 255.0
     labels = matrices.copy()
     flip = rng.uniform(size=len(inputs)) < 0.5
@@ -269,7 +274,7 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "first renderer's settings": FIRST_RENDERER,
     "+ realistic pose distribution": {**FIRST_RENDERER, "pose_distribution": "realistic"},
     "+ head on the optical axis": {**FIRST_RENDERER, "pose_distribution": "realistic", "head_on_axis": True},
-    "+ detailed face (eyes, brows, fringes)": {"detailed_face": True, "muted_backgrounds": False},
+    "+ detailed face (eyes, brows, fringes)": {"muted_backgrounds": False},
     "+ muted backgrounds (= current defaults)": {},
     "current defaults, uniform poses": {"pose_distribution": "uniform"},
     "current defaults, head off-axis": {"head_on_axis": False},

@@ -263,7 +263,6 @@ def train(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callbac
     write_hparams(config)
     start = time.perf_counter()
     fit(config, network, fitted, train_data, val_data, extra_callbacks)
-    run.finish({"val_geodesic_deg": lambda best: float(best["val_geodesic_deg"]),
-                "val_acc10": lambda best: float(best["val_acc10"]),
-                "parameters": network.count_params(), "train_seconds": round(time.perf_counter() - start, 1)})
+    run.finish({"parameters": network.count_params(), "train_seconds": round(time.perf_counter() - start, 1)},
+               best_columns=("val_geodesic_deg", "val_acc10"))
     return run.path

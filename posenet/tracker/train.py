@@ -170,8 +170,8 @@ def fit_tracker_model(config: TrackerTrainConfig) -> Path:
     callbacks = [keras.callbacks.TensorBoard(str(run.path), write_graph=False), *run.checkpoint_callbacks(net)]
     start = time.perf_counter()
     model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks, verbose=2, shuffle=False)
-    run.finish({"parameters": net.count_params(), "train_seconds": round(time.perf_counter() - start, 1),
-                **{f"val_{name}": (lambda best, name=name: float(best[f"val_{name}"])) for name in LOSS_TERMS[task][1]}})
+    run.finish({"parameters": net.count_params(), "train_seconds": round(time.perf_counter() - start, 1)},
+               best_columns=[f"val_{name}" for name in LOSS_TERMS[task][1]])
     return run.path
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import keras
 
@@ -113,21 +114,20 @@ class Run:
             keras.callbacks.CSVLogger(str(self.path / HISTORY), append=resume),
         ]
 
-    def finish(self, summary: dict) -> dict:
+    def finish(self, summary: dict, best_columns: Sequence[str] = ()) -> dict:
         """Rewrite history.csv without rows an interruption logged twice, then write `done`: the
-        epoch count, the best epoch and its val_loss, plus `summary`, where a callable value is
-        given the best epoch's history row (for the trainer's own validation figures)."""
+        epoch count, the best epoch, its val_loss and its `best_columns` of the history (the
+        trainer's own validation figures), plus `summary`."""
         rows = self.history()
         if not rows:
             raise PosenetError(f"{self.path / HISTORY}: no epoch was logged")
         best = min(rows, key=lambda row: float(row["val_loss"]))
-        with atomic_output(self.path / HISTORY) as tmp:
-            with open(tmp, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
+        with atomic_output(self.path / HISTORY) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
         figures = {"epochs": len(rows), "best_epoch": int(best["epoch"]), "best_val_loss": float(best["val_loss"]),
-                   **{key: value(best) if callable(value) else value for key, value in summary.items()}}
+                   **{column: float(best[column]) for column in best_columns}, **summary}
         with atomic_output(self.path / DONE) as tmp:
             tmp.write_text(json.dumps(figures, indent=2))
         return figures
