@@ -20,6 +20,7 @@ from posenet.study.losses import LOSSES
 from posenet.study.nets import c_resnet
 from posenet.study.pipeline import PipelineConfig
 from posenet.training.registry import ModelConfig, model_entry
+from posenet.training.runs import check_splits
 
 SCHEDULES = ("constant", "original", "cosine")
 STRATEGIES = ("mirrored", "multiworker")
@@ -85,11 +86,7 @@ def check_config(config: TrainConfig) -> None:
             raise PosenetError(f"--{name} {value}: choose from {', '.join(str(a) for a in allowed if a)}")
     if config.epochs < 1 or config.pipeline.batch_size < 1 or config.learning_rate <= 0:
         raise PosenetError("--epochs, --batch-size and --lr must be positive")
-    for name in ("train", "val"):
-        if not Path(getattr(config, name)).is_file():
-            raise PosenetError(f"{getattr(config, name) or '(none)'}: no such {name} dataset file (--{name})")
-    if Path(config.train).resolve() == Path(config.val).resolve():
-        raise PosenetError(f"{config.val}: the validation file is the training file (leakage)")
+    check_splits(config.train, config.val)
     if config.model == "C_RESNET" and config.net.input_size < c_resnet.MIN_INPUT_SIZE:
         raise PosenetError(f"--input-size {config.net.input_size}: C_RESNET needs at least "
                            f"{c_resnet.MIN_INPUT_SIZE} pixels")

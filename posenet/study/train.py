@@ -188,8 +188,7 @@ def changed_setting(run_dir: Path, config: TrainConfig,
 def prepare_run_dir(config: TrainConfig) -> Run:
     """Create the run directory, or check that an unfinished one belongs to the same run."""
     run = Run(config.run_dir)
-    if run.done:
-        raise PosenetError(f"{run.path}: this run already finished; choose another --run-name or delete it")
+    run.check_unfinished()
     if (run.path / CONFIG).is_file():
         changed = changed_setting(run.path, config, RESUME_KEYS)
         if changed:

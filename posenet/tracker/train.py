@@ -30,7 +30,7 @@ from posenet.core.errors import PosenetError
 from posenet.tracker import data as tracker_data
 from posenet.training.registry import build_model, model_entry
 from posenet.training.rotations import conjugate, quat_angle, quat_to_rotvec, relative_quat
-from posenet.training.runs import Run
+from posenet.training.runs import Run, check_splits
 
 TRACKER_TASKS = ("pose", "localizer")
 POSE_WEIGHTS = {"quat": 1.0, "pos_size": 1.0, "box": 1.0, "keypoints": 0.5, "nll": 0.02, "geodesic_deg": 0.0}
@@ -136,11 +136,7 @@ def check_config(config: TrackerTrainConfig) -> str:
     task = model_entry(config.model).task
     if task not in TRACKER_TASKS:
         raise PosenetError(f"--model {config.model}: not a tracker model (task {task}); use posenet.study.train")
-    for name, path in (("train", config.train), ("val", config.val)):
-        if not Path(path).is_file():
-            raise PosenetError(f"{path or '(none)'}: no such {name} dataset file (--{name})")
-    if Path(config.train).resolve() == Path(config.val).resolve():
-        raise PosenetError(f"{config.val}: the validation file is the training file (leakage)")
+    check_splits(config.train, config.val)
     if config.epochs < 1 or config.data.batch_size < 1 or config.learning_rate <= 0:
         raise PosenetError("--epochs, --batch-size and --lr must be positive")
     return task
@@ -150,8 +146,7 @@ def fit_tracker_model(config: TrackerTrainConfig) -> Path:
     """Train the pose net or the localizer; returns the run directory (best.keras, last.keras, ...)."""
     task = check_config(config)
     run = Run(config.run_dir)
-    if run.done:
-        raise PosenetError(f"{run.path}: this run already finished; choose another --run-name or delete it")
+    run.check_unfinished()
     make = DATASETS[task]
     train = make(config.train, config.data, training=True)
     val = make(config.val, config.data, training=False)

@@ -30,6 +30,15 @@ from posenet.training.registry import builder_module
 DONE, CONFIG, HISTORY, BEST, LAST, BACKUP = "done", "config.json", "history.csv", "best.keras", "last.keras", "backup"
 
 
+def check_splits(train: str | Path, val: str | Path) -> None:
+    """What both trainers require of their data: two existing files, and not the same one (leakage)."""
+    for name, path in (("train", train), ("val", val)):
+        if not Path(path).is_file():
+            raise PosenetError(f"{path or '(none)'}: no such {name} dataset file (--{name})")
+    if Path(train).resolve() == Path(val).resolve():
+        raise PosenetError(f"{val}: the validation file is the training file (leakage)")
+
+
 class CheckpointOf(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint that saves `target` (the whole network) while another model is fitted
     (a frozen backbone's head on cached features, or a training wrapper); they share layers.
@@ -65,6 +74,11 @@ class Run:
     @property
     def done(self) -> bool:
         return (self.path / DONE).exists()
+
+    def check_unfinished(self) -> None:
+        """A finished run is never trained again (its figures would no longer match it)."""
+        if self.done:
+            raise PosenetError(f"{self.path}: this run already finished; choose another --run-name or delete it")
 
     def config(self) -> dict:
         """config.json, checked to hold the "train" settings; one line naming the file otherwise."""
