@@ -54,3 +54,19 @@ def test_atomic_output_removes_partial_file_and_keeps_old(tmp_path):
 def test_unwritable_output_is_one_clear_error(tmp_path):
     with pytest.raises(PosenetError, match="is a directory"):
         fileio.check_writable(tmp_path)
+
+
+def test_help_imports_no_tensorflow():
+    """`posenet --help` (and a command's --help that needs no TF) stays instant: no TensorFlow or Keras."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\n"
+            "from posenet import cli\n"
+            "for argv in (['--help'], ['data', '--help'], ['track', '--help']):\n"
+            "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "        cli.main(argv)\n"
+            "loaded = {'tensorflow', 'keras'} & set(sys.modules)\n"
+            "assert not loaded, sorted(loaded)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-400:]
