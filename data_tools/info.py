@@ -18,7 +18,7 @@ import numpy as np
 
 from posenet.core.errors import PosenetError
 from posenet.core.geometry import ypr_deg
-from posenet.core.h5format import SCHEMA
+from posenet.core.h5format import SCHEMA, check_labels, open_h5
 
 BAR_WIDTH = 40
 ANGLE_EDGES = {"yaw": np.arange(-180, 181, 15), "pitch": np.arange(-90, 91, 15), "roll": np.arange(-180, 181, 15)}
@@ -46,24 +46,21 @@ class Summary:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        if not path.is_file():
-            raise PosenetError(f"{path}: no such dataset file")
-        try:
-            with h5py.File(path, "r") as h5:
-                if "images" not in h5 or not isinstance(h5["images"], h5py.Dataset):
-                    raise PosenetError(f"{path}: field 'images' is missing (not a posenet/Opentrack dataset)")
-                self.count = h5["images"].shape[0]
-                self.fields = {name: (item.shape, item.dtype) for name, item in h5.items()
-                               if isinstance(item, h5py.Dataset)}
-                self.attrs = {key: value.decode() if isinstance(value, bytes) else value
-                              for key, value in h5.attrs.items()}
-                self.labels = {name: h5[name][:] for name in LABEL_FIELDS if name in self.fields}
-        except OSError as error:
-            raise PosenetError(f"{path}: not a readable HDF5 file ({error})") from None
+        with open_h5(path) as h5:  # damaged metadata is one line, not an h5py traceback
+            if "images" not in h5 or not isinstance(h5["images"], h5py.Dataset):
+                raise PosenetError(f"{path}: field 'images' is missing or not a dataset (not a posenet/Opentrack "
+                                   "dataset)")
+            self.count = h5["images"].shape[0]
+            self.fields = {name: (item.shape, item.dtype) for name, item in h5.items()
+                           if isinstance(item, h5py.Dataset)}
+            self.attrs = {key: value.decode(errors="replace") if isinstance(value, bytes) else value
+                          for key, value in h5.attrs.items()}
+            self.labels = {name: h5[name][:] for name in LABEL_FIELDS if name in self.fields}
         for name, values in self.labels.items():
             expected = (self.count, *SCHEMA[name].tail_shape)
             if values.shape != expected:
                 raise PosenetError(f"{path}: field '{name}' has shape {values.shape}, expected {expected}")
+        check_labels(path, self.labels)  # NaN or zero quaternions, NaN or inverted boxes
 
 
 def describe(summary: Summary) -> list[str]:

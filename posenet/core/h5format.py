@@ -9,10 +9,11 @@ known field and fail with the file name and the offending field.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple
+from typing import Iterable, Iterator, Mapping, NamedTuple
 
 import cv2
 import h5py
@@ -40,6 +41,10 @@ SCHEMA: dict[str, FieldSpec] = {
 }
 IMAGE_STORAGE = "varsize_image_buffer"
 FILE_ATTRS = ("source", "split", "created_by")
+FINITE_FIELDS = ("quats", "coords", "rois", "pose_para")  # labels that must be finite numbers in every row
+MIN_QUAT_NORM = 1e-6  # a quaternion shorter than this is no rotation (a zero label)
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError)
+"""What h5py raises on damaged metadata (bad headers, heaps, attribute or link tables)."""
 
 
 @dataclass
@@ -113,10 +118,54 @@ def _check_fields(fields: Mapping[str, object], source: str) -> int:
     return count
 
 
+def label_problems(fields: Mapping[str, object]) -> list[tuple[str, int]]:
+    """(problem, first bad row) for every label rule the rows break: non-finite `quats`,
+    `coords`, `rois` or `pose_para`, a zero quaternion or an inverted/empty face box in a row
+    with a face (`hasface`, when present, marks the rows without one; their labels are zeros).
+
+    Such labels make NaN losses, scipy errors or empty crops far from where they came from,
+    so readers and writers refuse them here, once.
+    """
+    problems = []
+    for name in FINITE_FIELDS:
+        if name in fields:
+            bad = ~np.isfinite(np.asarray(fields[name], np.float64)).reshape(len(fields[name]), -1).all(axis=1)
+            if bad.any():
+                problems.append((f"field '{name}' holds a non-finite value", int(np.argmax(bad))))
+    face = np.asarray(fields["hasface"], bool) if "hasface" in fields else None
+    with np.errstate(invalid="ignore"):
+        if "quats" in fields:
+            short = np.linalg.norm(np.asarray(fields["quats"], np.float64), axis=1) < MIN_QUAT_NORM
+            _add_face_problem(problems, "field 'quats' holds a zero quaternion", short, face)
+        if "rois" in fields:
+            rois = np.asarray(fields["rois"], np.float64)
+            inverted = (rois[:, 2] <= rois[:, 0]) | (rois[:, 3] <= rois[:, 1])
+            _add_face_problem(problems, "field 'rois' holds an inverted or empty face box (x1 <= x0 or y1 <= y0)",
+                              inverted, face)
+    return problems
+
+
+def _add_face_problem(problems: list[tuple[str, int]], problem: str, bad: np.ndarray, face: np.ndarray | None) -> None:
+    """Record `problem` at the first `bad` row that has a face."""
+    if face is not None:
+        bad = bad & face
+    if bad.any():
+        problems.append((problem, int(np.argmax(bad))))
+
+
+def check_labels(path: str | os.PathLike, fields: Mapping[str, object]) -> None:
+    """One line naming the file, the field and the first sample when a label rule is broken."""
+    problems = label_problems(fields)
+    if problems:
+        problem, row = problems[0]
+        raise PosenetError(f"{path}: {problem} (sample {row}); fix or drop that sample")
+
+
 def write_dataset(path: str | os.PathLike, fields: Mapping[str, object],
                   attrs: Mapping[str, object] | None = None, lossy: bool = True) -> Path:
     """Write `fields` (images as encoded buffers) to `path` atomically; returns the path."""
     count = _check_fields(fields, str(path))
+    check_labels(path, fields)
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as out:
             for key, value in (attrs or {}).items():
@@ -140,13 +189,33 @@ def write_dataset(path: str | os.PathLike, fields: Mapping[str, object],
 
 # --- reading -----------------------------------------------------------------------------
 
-def _open(path: Path) -> h5py.File:
+@contextlib.contextmanager
+def open_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """The file opened for reading; any h5py failure inside the block (truncated file, damaged
+    metadata) becomes one line naming the file. PosenetErrors raised in the block pass unchanged."""
+    path = Path(path)
     if not path.exists():
         raise PosenetError(f"{path}: no such dataset file")
+    if not path.is_file():
+        raise PosenetError(f"{path}: not a regular file")
     try:
-        return h5py.File(path, "r")
-    except OSError as error:
-        raise PosenetError(f"{path}: not a readable HDF5 file (truncated or wrong format: {error})") from None
+        with h5py.File(path, "r") as h5:
+            yield h5
+    except PosenetError:
+        raise
+    except H5_ERRORS as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PosenetError(f"{path}: not a readable HDF5 file (truncated, damaged or wrong format: {reason})") from None
+
+
+def _images(path: Path, h5: h5py.File) -> h5py.Dataset:
+    """The `images` dataset, checked to be one (not a group, not a scalar)."""
+    if "images" not in h5:
+        raise PosenetError(f"{path}: field 'images' is missing (not a posenet/Opentrack dataset)")
+    images = h5["images"]
+    if not isinstance(images, h5py.Dataset) or images.ndim != 1:
+        raise PosenetError(f"{path}: 'images' is not a 1-D dataset (a group or a scalar; not a posenet dataset)")
+    return images
 
 
 def _check_stored(path: Path, name: str, dataset: h5py.Dataset, count: int) -> None:
@@ -172,12 +241,11 @@ def _check_stored(path: Path, name: str, dataset: h5py.Dataset, count: int) -> N
 def read_dataset(path: str | os.PathLike, names: Iterable[str] | None = None) -> Dataset:
     """Read and validate a dataset file (all fields, or only `names` plus images)."""
     path = Path(path)
-    with _open(path) as h5:
-        if "images" not in h5:
-            raise PosenetError(f"{path}: field 'images' is missing (not a posenet/Opentrack dataset)")
-        count = h5["images"].shape[0] if h5["images"].ndim else -1
+    with open_h5(path) as h5:
+        count = _images(path, h5).shape[0]
         wanted = set(h5.keys()) if names is None else {"images", *names}
         fields: dict[str, object] = {}
+        name = "images"
         try:
             for name in h5.keys():
                 _check_stored(path, name, h5[name], count)
@@ -187,12 +255,14 @@ def read_dataset(path: str | os.PathLike, names: Iterable[str] | None = None) ->
                     fields[name] = [np.asarray(buffer, dtype=np.uint8) for buffer in h5[name][:]]
                 else:
                     fields[name] = h5[name][:]
-        except (OSError, ValueError, KeyError) as error:
+        except H5_ERRORS as error:
             raise PosenetError(f"{path}: field '{name}' cannot be read (truncated file? {error})") from None
         missing = sorted(set(wanted) - set(fields))
         if names is not None and missing:
             raise PosenetError(f"{path}: field '{missing[0]}' is missing")
         attrs = {key: _plain(value) for key, value in h5.attrs.items()}
+        face = {"hasface": h5["hasface"][:]} if "hasface" in h5 and "hasface" not in fields else {}
+    check_labels(path, {**fields, **face})  # rows without a face may hold zero labels
     return Dataset(fields, attrs, path)
 
 

@@ -71,3 +71,45 @@ def test_info_bad_file(tmp_path, capsys):
     assert main(["data", "info", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.h5" in err[0]
+
+
+def _damaged_copy(source, tmp_path, name: str, row: int, value) -> str:
+    import shutil
+
+    import h5py
+
+    path = tmp_path / f"{name}.h5"
+    shutil.copy(source, path)
+    with h5py.File(path, "r+") as f:
+        values = f[name][:]
+        values[row] = value
+        f[name][...] = values
+    return str(path)
+
+
+@pytest.mark.parametrize("name,value", [("quats", np.nan), ("quats", 0.0), ("rois", np.nan),
+                                        ("rois", [50.0, 50.0, 10.0, 10.0])])
+def test_bad_labels_are_one_line_in_info_and_show(face_file, tmp_path, capsys, name, value):
+    """#14 item 8: a NaN or zero quaternion, a NaN or inverted box: one line naming the file and sample."""
+    path = _damaged_copy(face_file, tmp_path, name, 2, value)
+    for command in (["info", path], ["show", path, "--out", str(tmp_path / "s.png")]):
+        assert main(["data", *command]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{name}.h5: field '{name}'" in err[0] and "sample 2" in err[0]
+
+
+def test_images_as_a_group_and_damaged_metadata_in_info_and_show(face_file, tmp_path, capsys):
+    import h5py
+
+    group = tmp_path / "group.h5"
+    with h5py.File(group, "w") as f:
+        f.create_group("images")
+    damaged = tmp_path / "damaged.h5"
+    data = bytearray(face_file.read_bytes())
+    data[800:1200] = bytes(400)  # the root group's header and link table
+    damaged.write_bytes(bytes(data))
+    for path in (group, damaged):
+        for command in (["info", str(path)], ["show", str(path), "--out", str(tmp_path / "s.png")]):
+            assert main(["data", *command]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and path.name in err[0]
