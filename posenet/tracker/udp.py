@@ -63,6 +63,7 @@ class OpentrackSender:
     def __init__(self, address: tuple[str, int] = (DEFAULT_HOST, DEFAULT_PORT)):
         self.address = address
         self.sent = 0
+        self.dropped = 0  # poses not sent because a value was not finite
         try:
             family = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_DGRAM)[0][0]
         except socket.gaierror as error:
@@ -70,6 +71,10 @@ class OpentrackSender:
         self._socket = socket.socket(family, socket.SOCK_DGRAM)
 
     def send(self, values: Sequence[float]) -> None:
+        """Send one pose; a pose with a non-finite value is dropped (Opentrack would take it as a real pose)."""
+        if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
+            self.dropped += 1
+            return
         try:
             self._socket.sendto(pack(values), self.address)
             self.sent += 1

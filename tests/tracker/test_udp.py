@@ -39,6 +39,16 @@ def test_sender_packets_arrive_and_decode(receiver):
     assert sender.sent == 2
 
 
+def test_sender_drops_non_finite_poses(receiver):
+    """Opentrack would apply a NaN or infinite position as a real pose: such a pose is not sent."""
+    with OpentrackSender(receiver.getsockname()) as sender:
+        sender.send([float("nan"), 0, 60, 0, 0, 0])
+        sender.send([0, 0, float("inf"), 0, 0, 0])
+        sender.send([1, 2, 3, 4, 5, 6])
+    assert unpack(receiver.recv(1024)) == (1, 2, 3, 4, 5, 6)  # the first datagram is the finite pose
+    assert sender.sent == 1 and sender.dropped == 2
+
+
 def test_sender_without_listener_does_not_fail():
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     probe.bind(("127.0.0.1", 0))
