@@ -39,7 +39,7 @@ THIRD_PARTY_ALLOWED = {  # floor 1 may use these and the standard library only
     "posenet.core": {"numpy", "scipy", "cv2", "h5py"},
 }
 WINGS = ("posenet.study", "posenet.tracker")
-TF_FREE = ("posenet.core", "baselines", "posenet.tracker.contract", "posenet.tracker.track",
+TF_FREE = ("posenet.core", "baselines", "posenet.tracker.contract", "posenet.tracker.runtime", "posenet.tracker.track",
            "posenet.tracker.udp", "posenet.tracker.video")
 TF_MODULES = {"tensorflow", "keras", "tf2onnx", "tensorboard"}
 

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from posenet.core.errors import PosenetError
+from posenet.tracker.runtime import GuardedSession, ModelTimeout
 
 POSE_INPUT_SIZE = 129  # pose patch side (H = W) in pixels
 POSE_MODEL_VERSION = 4  # ModelProto.model_version that Opentrack reads
@@ -253,19 +254,19 @@ def _check_outputs(path: Path, model, specs: tuple[OutputSpec, ...]) -> list[str
     return problems
 
 
-def _check_runs(path: Path, specs: tuple[OutputSpec, ...]) -> list[str]:
-    """Run the model once on a zero input with ONNX Runtime; check the actual output shapes."""
-    import onnxruntime as ort
+def _check_runs(path: Path, specs: tuple[OutputSpec, ...], timeout_s: float | None) -> list[str]:
+    """Run the model once on a zero input with ONNX Runtime; check the actual output shapes.
 
+    A run past the time limit raises `ModelTimeout` (one line) instead of counting as a problem."""
     try:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = GuardedSession(path, threads=1, timeout_s=timeout_s)
         shape = session.get_inputs()[0].shape
         names = [o.name for o in session.get_outputs()]
         results = dict(zip(names, session.run(None, {session.get_inputs()[0].name: np.zeros(shape, np.float32)})))
-    except Exception as error:  # any runtime failure means Opentrack cannot run it either
-        return [f"{path}: ONNX Runtime cannot run the model ({type(error).__name__}: {str(error)[:200]})"]
+    except ModelTimeout:
+        raise
+    except PosenetError as error:  # any runtime failure means Opentrack cannot run it either
+        return [str(error)]
     problems = []
     for spec in specs:
         if spec.name in results:
@@ -278,7 +279,7 @@ def _check_runs(path: Path, specs: tuple[OutputSpec, ...]) -> list[str]:
 
 
 def _check(path: str | os.PathLike, specs: tuple[OutputSpec, ...], hw: tuple[int, int] | None,
-           version: int | None) -> list[str]:
+           version: int | None, timeout_s: float | None) -> list[str]:
     path = Path(path)
     model, problems = _load(path)
     if model is None:
@@ -288,24 +289,26 @@ def _check(path: str | os.PathLike, specs: tuple[OutputSpec, ...], hw: tuple[int
     if version is not None and model.model_version != version:
         problems.append(f"{path}: model version is {model.model_version}, expected {version} (ModelProto.model_version)")
     if not problems:
-        problems += _check_runs(path, specs)
+        problems += _check_runs(path, specs, timeout_s)
     return problems
 
 
-def check_pose_model(path: str | os.PathLike) -> list[str]:
-    """Every way the file breaks Opentrack's pose-net contract; [] when it follows it."""
-    return _check(path, POSE_OUTPUTS, None, POSE_MODEL_VERSION)
+def check_pose_model(path: str | os.PathLike, timeout_s: float | None = None) -> list[str]:
+    """Every way the file breaks Opentrack's pose-net contract; [] when it follows it.
+
+    The test run stops after `timeout_s` (default `runtime.MODEL_TIMEOUT_S`) with a `ModelTimeout`."""
+    return _check(path, POSE_OUTPUTS, None, POSE_MODEL_VERSION, timeout_s)
 
 
-def check_localizer(path: str | os.PathLike) -> list[str]:
+def check_localizer(path: str | os.PathLike, timeout_s: float | None = None) -> list[str]:
     """Every way the file breaks Opentrack's localizer contract; [] when it follows it."""
-    return _check(path, LOCALIZER_OUTPUTS, LOCALIZER_INPUT_HW, None)
+    return _check(path, LOCALIZER_OUTPUTS, LOCALIZER_INPUT_HW, None, timeout_s)
 
 
-def require_contract(path: str | os.PathLike, kind: str) -> None:
+def require_contract(path: str | os.PathLike, kind: str, timeout_s: float | None = None) -> None:
     """Raise one PosenetError line when the model (`kind` "pose" or "localizer") breaks the contract."""
     checker = {"pose": check_pose_model, "localizer": check_localizer}[kind]
-    problems = checker(path)
+    problems = checker(path, timeout_s)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PosenetError(f"{problems[0]}: not an Opentrack {kind} model{more}")

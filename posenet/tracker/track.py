@@ -25,15 +25,33 @@ runs when there is no tracked box, or when the tracked box has drifted so that i
 with the *stored* localizer box is below 0.25 (the IoU needs no new localizer run). Then:
 the new localizer box overlaps the tracked box (IoU >= 0.25) with p > 0.5 -> only the
 stored localizer box is renewed and tracking goes on; else p > 0.5 and the box is over
-32 px -> the track restarts from it; else the track is dropped. So on a steady head the
-localizer runs once, at the start, and again only after the head moved by most of a box
-width or the track was lost. Every other frame runs the pose net alone on the box it
-predicted the frame before.
+32 px -> the track restarts from it; else the track is dropped. Every other frame runs the
+pose net alone on the box it predicted the frame before.
+
+Face check (ours; Opentrack has none). Opentrack's loop never asks whether the tracked box
+still holds a face: after a cut from a face to a giraffe the pose net keeps "tracking" the
+giraffe, since its box does not drift. So "ok" would not mean a face. Here the localizer
+also runs, with the same decision, when
+- the track has gone `FACE_CHECK_FRAMES` frames without it (a backstop for any change);
+- the pose patch no longer looks like the last frame's: the correlation of the two patches,
+  downscaled to 32 x 32, falls below `PATCH_SIMILARITY` (a cut; a moving head stays
+  above 0.45 even at a third of the frame rate);
+- the pose net, when it gives `rotaxis_scales_tril`, is unsure of the rotation: RMS
+  standard deviation over `UNCERTAIN_ROTATION_RAD` (Opentrack's net: under 0.04 rad on the
+  real and rendered videos, median 0.04 and 4 of 300 over 0.1 on the real faces of the
+  dev split; 0.12 to 0.9 on animal photos).
+The last two cost a resize and a dot product per frame; only the first adds localizer
+runs on a steady face (one in ten frames). The localizer stays the judge: a check that it
+answers with a face keeps the track. `Tracker(face_check=False)` is Opentrack's loop.
 
 Per frame: time, box, score (face probability of the last localizer run), quaternion,
 yaw/pitch/roll (`geometry.ypr_deg`), head position in mm (z = f * 100 / size, f from a
 horizontal field of view; x, y from the image position) and a status: "ok", "no face"
 (no track and the localizer sees none) or "lost" (a track existed and was dropped).
+"ok" also needs a usable pose-net output: finite values, a non-zero quaternion, a positive
+head size and a finite head position; anything else counts as no face. Frames smaller
+than `MIN_FACE_PX` are "no face" without a model run. Every model run is bounded in time
+(`posenet.tracker.runtime`, `--model-timeout`).
 Note that Opentrack's own field-of-view setting is diagonal; ours (`--fov`) is horizontal.
 """
 
@@ -51,7 +69,6 @@ from typing import Iterator, NamedTuple
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 from tqdm import tqdm
 
 from posenet.core import geometry
@@ -69,6 +86,7 @@ from posenet.tracker.contract import (
     patch_to_image,
     require_contract,
 )
+from posenet.tracker.runtime import MODEL_TIMEOUT_S, TIMEOUT_OPTION, GuardedSession, check_timeout
 from posenet.tracker.udp import OpentrackSender, opentrack_values, parse_address
 
 MODEL_FILES = {  # kind -> (our file, Opentrack's file)
@@ -79,6 +97,12 @@ MODEL_FILES = {  # kind -> (our file, Opentrack's file)
 RELOCALIZE_IOU = 0.25  # run the localizer when IoU(stored localizer box, tracked box) < this
 FACE_PROBABILITY = 0.5  # accept a localizer face above this
 MIN_FACE_PX = 32  # a new track needs a localizer box wider and taller than this
+FACE_CHECK_FRAMES = 10  # the localizer confirms a track at least this often (frames)
+PATCH_SIMILARITY = 0.3  # re-check the face when the patch's correlation with the last one falls below this
+UNCERTAIN_ROTATION_RAD = 0.1  # re-check when the pose net's rotation RMS standard deviation exceeds this
+SIGNATURE_PX = 32  # side of the downscaled patch compared between frames
+FLAT_PATCH_STD = 1.0  # grey levels: a patch this uniform has no pattern to compare
+MIN_QUAT_NORM = 1e-6  # a pose-net quaternion shorter than this has no direction: no pose
 DEFAULT_FOV_DEG = 56.0  # horizontal field of view for the position (Opentrack's default value)
 CAMERA_TIMEOUT_S = 5.0  # a camera that gives no first frame within this is "not there"
 NOMINAL_FPS = 30.0  # frame rate assumed for image folders and videos without one
@@ -90,18 +114,6 @@ CSV_COLUMNS = ("frame", "time", "x0", "y0", "x1", "y1", "score", "qx", "qy", "qz
 
 # --- models ---------------------------------------------------------------------------------
 
-def make_session(path: str | os.PathLike, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session with `threads` intra-op threads and one inter-op thread (Opentrack's setting)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises several types; all mean "cannot load"
-        raise PosenetError(f"{path}: ONNX Runtime cannot load the model ({type(error).__name__})") from None
-
-
 def sigmoid(logit: float) -> float:
     return float(1.0 / (1.0 + np.exp(-logit)))
 
@@ -109,10 +121,10 @@ def sigmoid(logit: float) -> float:
 class Localizer:
     """Face probability and box in a whole frame (Opentrack's head localizer contract)."""
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
-        require_contract(path, "localizer")
+    def __init__(self, path: str | os.PathLike, threads: int = 1, timeout_s: float | None = None):
+        require_contract(path, "localizer", timeout_s)
         self.path = Path(path)
-        self.session = make_session(path, threads)
+        self.session = GuardedSession(path, threads, timeout_s)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, gray: np.ndarray) -> tuple[float, np.ndarray]:
@@ -127,26 +139,55 @@ class Face(NamedTuple):
     size: float  # projected 100 mm at the head centre, pixels
     quat: np.ndarray  # (4,) x, y, z, w, camera frame, w >= 0
     box: np.ndarray  # (4,) next tracking box, frame pixels
+    uncertainty: float  # RMS standard deviation of the rotation (rad); NaN when the model gives none
+    signature: np.ndarray  # the patch downscaled, zero mean, unit norm (`patch_signature`)
+
+
+def patch_signature(patch: np.ndarray) -> np.ndarray:
+    """The patch at SIGNATURE_PX x SIGNATURE_PX, zero mean and unit norm (all zeros when flat),
+    so that the dot product of two signatures is their correlation, blind to brightness and contrast."""
+    small = cv2.resize(patch, (SIGNATURE_PX, SIGNATURE_PX), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small -= small.mean()
+    if small.std() < FLAT_PATCH_STD:
+        return np.zeros_like(small)
+    return small / np.linalg.norm(small)
+
+
+def patch_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two signatures in [-1, 1]: two flat patches are alike, flat and patterned are not."""
+    flat_a, flat_b = not a.any(), not b.any()
+    if flat_a or flat_b:
+        return 1.0 if flat_a and flat_b else 0.0
+    return float(np.vdot(a, b))
+
+
+def rotation_uncertainty(scales_tril: np.ndarray) -> float:
+    """RMS standard deviation (rad) of the rotation from its covariance's Cholesky factor L (L L^T)."""
+    return float(np.linalg.norm(scales_tril) / np.sqrt(3.0))
 
 
 class PoseEstimator:
     """Head pose, position and next box from a face box (Opentrack's pose-net contract)."""
 
     OUTPUTS = ["pos_size", "quat", "box"]
+    UNCERTAINTY = "rotaxis_scales_tril"  # optional in the contract
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
-        require_contract(path, "pose")
+    def __init__(self, path: str | os.PathLike, threads: int = 1, timeout_s: float | None = None):
+        require_contract(path, "pose", timeout_s)
         self.path = Path(path)
-        self.session = make_session(path, threads)
+        self.session = GuardedSession(path, threads, timeout_s)
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         height, width = model_input.shape[2:]
         if height != width:
             raise PosenetError(f"{path}: input is {height}x{width}; the tracker feeds square patches")
         self.input_size = int(height)
+        has_uncertainty = self.UNCERTAINTY in {o.name for o in self.session.get_outputs()}
+        self.outputs = self.OUTPUTS + ([self.UNCERTAINTY] if has_uncertainty else [])
 
     def __call__(self, gray: np.ndarray, box: np.ndarray) -> Face | None:
-        """Grey uint8 frame and face box -> Face, or None when the box is degenerate."""
+        """Grey uint8 frame and face box -> Face, or None when the box is degenerate or the
+        model's output is no pose (not finite, a zero quaternion, a head size <= 0)."""
         box = np.asarray(box, dtype=np.float64)
         if not np.all(np.isfinite(box)):
             return None
@@ -154,11 +195,23 @@ class PoseEstimator:
         if side < 1:
             return None
         patch = crop_square(gray, center, side, self.input_size)
-        pos_size, quat, out_box = (o[0] for o in self.session.run(
-            self.OUTPUTS, {self.input_name: normalize_brightness(patch)[None, None]}))
+        pos_size, quat, out_box, *scales = (o[0] for o in self.session.run(
+            self.outputs, {self.input_name: normalize_brightness(patch)[None, None]}))
+        if not is_pose(pos_size, quat, out_box):
+            return None
         center_size = patch_to_image(pos_size[None], center, side)[0]
         corners = patch_to_image(out_box.reshape(2, 2), center, side).reshape(4)
-        return Face(center_size[:2], float(center_size[2]), geometry.canonical_quat(quat), corners)
+        uncertainty = rotation_uncertainty(scales[0]) if scales else float("nan")
+        return Face(center_size[:2], float(center_size[2]), geometry.canonical_quat(quat), corners,
+                    uncertainty, patch_signature(patch))
+
+
+def is_pose(pos_size: np.ndarray, quat: np.ndarray, box: np.ndarray) -> bool:
+    """Whether the pose net's outputs describe a head: all finite, a quaternion with a direction,
+    a positive size (a NaN or zero quaternion would crash the angle conversion, a size <= 0
+    gives an infinite or negative distance)."""
+    finite = all(np.all(np.isfinite(v)) for v in (pos_size, quat, box))
+    return finite and float(np.linalg.norm(quat)) > MIN_QUAT_NORM and float(pos_size[2]) > 0.0
 
 
 # --- tracking ------------------------------------------------------------------------------
@@ -215,27 +268,32 @@ def head_position_mm(center: np.ndarray, size: float, camera: np.ndarray) -> np.
 
 
 class Tracker:
-    """Opentrack's tracking loop over grey frames (see the module docstring)."""
+    """Opentrack's tracking loop over grey frames, plus our face check (see the module docstring)."""
 
     def __init__(self, localizer: Localizer, pose: PoseEstimator, fov_deg: float = DEFAULT_FOV_DEG,
-                 smooth: float = 1.0):
+                 smooth: float = 1.0, face_check: bool = True):
         if not 1.0 <= fov_deg < 180.0:
             raise PosenetError(f"--fov {fov_deg}: expected a horizontal field of view in degrees, 1..179")
         self.localizer, self.pose, self.fov_deg = localizer, pose, fov_deg
         self.smoother = Smoother(smooth)
+        self.face_check = face_check
         self.localizer_runs = 0
+        self.face_checks = 0  # localizer runs made only to confirm a tracked face
         self.reset()
 
     def reset(self) -> None:
         self.roi: np.ndarray | None = None
         self.localizer_roi: np.ndarray | None = None
         self.score = float("nan")
+        self.signature: np.ndarray | None = None  # the last "ok" frame's patch signature
+        self.frames_unchecked = 0  # frames since the localizer last ran
         self.smoother.reset()
 
     def _localize(self, gray: np.ndarray) -> None:
         """Opentrack's decision on a localizer run: renew, restart or drop the track."""
         probability, box = self.localizer(gray)
         self.localizer_runs += 1
+        self.frames_unchecked = 0
         self.score = probability
         width, height = box[2] - box[0], box[3] - box[1]
         renews_track = self.roi is not None and geometry.box_iou(box, self.roi) >= RELOCALIZE_IOU
@@ -246,22 +304,58 @@ class Tracker:
         else:
             self.roi = self.localizer_roi = None
 
+    def _drifted(self) -> bool:
+        """Opentrack's reason to run the localizer: no track, or the track left the localizer's box."""
+        return (self.roi is None or self.localizer_roi is None
+                or geometry.box_iou(self.localizer_roi, self.roi) < RELOCALIZE_IOU)
+
+    def _doubtful(self, face: Face) -> bool:
+        """Whether the pose net's view suggests the face is gone: a cut, or an unsure pose net."""
+        if face.uncertainty > UNCERTAIN_ROTATION_RAD:
+            return True
+        return self.signature is not None and patch_similarity(face.signature, self.signature) < PATCH_SIMILARITY
+
+    def _pose(self, gray: np.ndarray) -> Face | None:
+        return self.pose(gray, self.roi) if self.roi is not None else None
+
+    def _confirm(self, gray: np.ndarray, face: Face) -> Face | None:
+        """Let the localizer judge a doubtful face: keep it, restart on the localizer's box, or drop it."""
+        self.face_checks += 1
+        roi = self.roi
+        self._localize(gray)
+        return face if self.roi is roi else self._pose(gray)
+
+    def _measure(self, gray: np.ndarray, face: Face) -> np.ndarray | None:
+        """The head position in mm, or None when it is not finite (a head size too small to invert)."""
+        height, width = gray.shape[:2]
+        camera = geometry.camera_for_image(width, height, focal_px(width, self.fov_deg))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            position = head_position_mm(face.center, face.size, camera)
+        return position if np.all(np.isfinite(position)) else None
+
     def step(self, gray: np.ndarray, frame: int = 0, timestamp: float = 0.0) -> TrackResult:
         """Track one grey uint8 frame."""
         had_track = self.roi is not None
-        localized = (self.roi is None or self.localizer_roi is None
-                     or geometry.box_iou(self.localizer_roi, self.roi) < RELOCALIZE_IOU)
+        if min(gray.shape[:2]) < MIN_FACE_PX:  # no face the localizer could accept fits in the frame
+            self.reset()
+            return TrackResult(frame, timestamp, "lost" if had_track else "no face")
+        self.frames_unchecked += 1
+        drifted = self._drifted()
+        localized = drifted or (self.face_check and self.frames_unchecked >= FACE_CHECK_FRAMES)
         if localized:
+            self.face_checks += not drifted
             self._localize(gray)
-        face = self.pose(gray, self.roi) if self.roi is not None else None
-        if face is None:
+        face = self._pose(gray)
+        if face is not None and self.face_check and not localized and self._doubtful(face):
+            localized = True
+            face = self._confirm(gray, face)
+        position = self._measure(gray, face) if face is not None else None
+        if position is None:
             score = self.score if localized else float("nan")
             self.reset()
             return TrackResult(frame, timestamp, "lost" if had_track else "no face", score, localized=localized)
-        self.roi = face.box
-        height, width = gray.shape[:2]
-        camera = geometry.camera_for_image(width, height, focal_px(width, self.fov_deg))
-        quat, position = self.smoother(face.quat, head_position_mm(face.center, face.size, camera))
+        self.roi, self.signature = face.box, face.signature
+        quat, position = self.smoother(face.quat, position)
         return TrackResult(frame, timestamp, "ok", self.score, face.box, face.center, face.size, quat,
                            geometry.ypr_deg(quat), position, localized)
 
@@ -277,8 +371,8 @@ class OnnxPosePredictor:
     training files store as `rois`.
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int = 1):
-        self.estimator = PoseEstimator(path, threads)
+    def __init__(self, path: str | os.PathLike, threads: int = 1, timeout_s: float | None = None):
+        self.estimator = PoseEstimator(path, threads, timeout_s)
         self.name = Path(path).stem
 
     def predict(self, dataset) -> np.ndarray:
@@ -498,6 +592,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="horizontal camera field of view, for the position")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    parser.add_argument(TIMEOUT_OPTION, type=float, default=MODEL_TIMEOUT_S, metavar="SECONDS",
+                        help="stop with an error when one model run takes longer than this")
 
 
 def open_source(args: argparse.Namespace) -> Source:
@@ -510,14 +606,22 @@ def open_source(args: argparse.Namespace) -> Source:
     return open_camera(args.camera)
 
 
-def run(args: argparse.Namespace) -> None:
+def check_arguments(args: argparse.Namespace) -> None:
+    """One PosenetError line for a numeric option out of its range."""
     if args.threads < 1:
         raise PosenetError(f"--threads {args.threads}: expected at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise PosenetError(f"--max-frames {args.max_frames}: expected at least 1")
+    check_timeout(args.model_timeout)
+
+
+def run(args: argparse.Namespace) -> None:
+    check_arguments(args)
     for path in (args.csv, args.out):
         if path is not None:
             check_writable(path, inputs=(args.video, args.localizer, args.pose))
-    localizer = Localizer(args.localizer or default_model("localizer"), args.threads)
-    pose = PoseEstimator(args.pose or default_model("pose"), args.threads)
+    localizer = Localizer(args.localizer or default_model("localizer"), args.threads, args.model_timeout)
+    pose = PoseEstimator(args.pose or default_model("pose"), args.threads, args.model_timeout)
     tracker = Tracker(localizer, pose, args.fov, args.smooth)
     address = parse_address(args.udp) if args.udp is not None else None
     source = open_source(args)
@@ -555,4 +659,4 @@ def run(args: argparse.Namespace) -> None:
         wrote.append(f"{sender.sent} UDP packets to {address[0]}:{address[1]}")
     print(f"tracked {frames} frames ({counts['ok']} ok, {counts['no face']} no face, {counts['lost']} lost) "
           f"at {frames / max(elapsed, 1e-9):.0f} frames/s with {pose.path.name}; localizer ran "
-          f"{tracker.localizer_runs} times; wrote {', '.join(wrote) or 'nothing'}")
+          f"{tracker.localizer_runs} times ({tracker.face_checks} face checks); wrote {', '.join(wrote) or 'nothing'}")

@@ -32,17 +32,26 @@ OPENTRACK_LOCALIZER = "head-localizer.onnx"
 
 # --- tiny contract models -------------------------------------------------------------------
 
-def constant_model(path: Path, input_hw: tuple[int, int], outputs: dict[str, list[float]], version: int = 4) -> Path:
-    """An ONNX model with input x [1, 1, H, W] whose outputs are constants (plus 0 * mean(x))."""
-    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], keepdims=0),
-             helper.make_node("Mul", ["mean", "zero"], ["nothing"])]
-    initializers = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])]
+def constant_model(path: Path, input_hw: tuple[int, int], outputs: dict[str, list], version: int = 4,
+                   extra_nodes: tuple = (), extra_initializers: tuple = (), nothing: str = "mean") -> Path:
+    """An ONNX model with input x [1, 1, H, W] whose outputs are constants (plus 0 * `nothing`, by
+    default the mean of x); each output gets shape [1, *shape of its values]. `extra_nodes` may
+    compute another `nothing` from x (a loop, say), so that every output waits for it."""
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], keepdims=0), *extra_nodes,
+             helper.make_node("Mul", [nothing, "zero"], ["nothing"])]
+    initializers = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]), *extra_initializers]
     graph_outputs = []
     for name, values in outputs.items():
-        shape = [1, len(values)]
-        initializers.append(helper.make_tensor(f"{name}_value", TensorProto.FLOAT, shape, values))
+        array = np.asarray(values, dtype=np.float32)
+        shape = [1, *array.shape]
+        initializers.append(helper.make_tensor(f"{name}_value", TensorProto.FLOAT, shape, array.ravel().tolist()))
         nodes.append(helper.make_node("Add", [f"{name}_value", "nothing"], [name]))
         graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    return save_model(path, nodes, initializers, input_hw, graph_outputs, version)
+
+
+def save_model(path: Path, nodes: list, initializers: list, input_hw: tuple[int, int], graph_outputs: list,
+               version: int) -> Path:
     graph = helper.make_graph(nodes, "constant", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, *input_hw])],
                               graph_outputs, initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -181,12 +190,18 @@ def obama_frames(shared_data: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
+def scheduled_checks(frames: int) -> int:
+    """Face checks on a face tracked from frame 0 on: one every FACE_CHECK_FRAMES frames, none extra."""
+    return (frames - 1) // track.FACE_CHECK_FRAMES
+
+
 def test_tracker_follows_the_face_in_real_video(opentrack, shared_data):
     tracker = track.Tracker(track.Localizer(opentrack[0]), track.PoseEstimator(opentrack[1]))
     frames = obama_frames(shared_data, 20)
     results = [tracker.step(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), i, i / 25) for i, f in enumerate(frames)]
     assert [r.status for r in results] == ["ok"] * 20
-    assert tracker.localizer_runs == 1 and results[0].localized
+    assert tracker.localizer_runs - tracker.face_checks == 1 and results[0].localized
+    assert tracker.face_checks == scheduled_checks(len(results))  # a real face never looks doubtful
     centers = np.array([(r.box[:2] + r.box[2:]) / 2 for r in results])
     widths = np.array([r.box[2] - r.box[0] for r in results])
     # the face in this clip sits near (650, 280) of the 1280 x 720 frame, about 230 px wide
@@ -206,7 +221,8 @@ def test_tracker_follows_the_synthetic_moving_head(opentrack):
     print(f"synthetic moving head, Opentrack's models: median geodesic error {np.median(errors):.1f} deg, "
           f"localizer ran {tracker.localizer_runs} times in {len(results)} frames")
     assert np.median(errors) < 8.0
-    assert tracker.localizer_runs == 1  # only at the start: the track is never lost
+    assert tracker.localizer_runs - tracker.face_checks == 1  # only at the start: the track is never lost
+    assert tracker.face_checks == scheduled_checks(len(results))
     depth = np.array([r.position_mm[2] for r in results])
     assert np.all(np.abs(depth / video.translations[:, 2] - 1) < 0.2)
 
@@ -336,6 +352,214 @@ def test_no_default_models_says_what_to_pass(monkeypatch, tmp_path):
     monkeypatch.setattr(track, "OPENTRACK_MODELS", tmp_path / "theirs")
     with pytest.raises(PosenetError, match="--pose"):
         track.default_model("pose")
+
+
+# --- face check: "ok" means a face (issue #14) --------------------------------------------------
+
+FACE_GAIN = 40.0  # brightness localizer: logit = FACE_GAIN * mean(x); a frame brighter than mid-grey holds a face
+STEADY_BOX = [-1 / contract.PATCH_SCALE, -1 / contract.PATCH_SCALE, 1 / contract.PATCH_SCALE, 1 / contract.PATCH_SCALE]
+
+
+def brightness_localizer(path: Path) -> Path:
+    """A localizer that sees a face (always in the same box) exactly when the frame is brighter than mid-grey."""
+    nodes = [helper.make_node("ReduceMean", ["x"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "gain"], ["logit"]),
+             helper.make_node("Reshape", ["logit", "shape"], ["logit_2d"]),
+             helper.make_node("Concat", ["logit_2d", "box"], ["logit_box"], axis=1)]
+    initializers = [helper.make_tensor("gain", TensorProto.FLOAT, [], [FACE_GAIN]),
+                    helper.make_tensor("shape", TensorProto.INT64, [2], [1, 1]),
+                    helper.make_tensor("box", TensorProto.FLOAT, [1, 4], [-0.3, -0.4, 0.3, 0.4])]
+    outputs = [helper.make_tensor_value_info("logit_box", TensorProto.FLOAT, [1, 5])]
+    return save_model(path, nodes, initializers, contract.LOCALIZER_INPUT_HW, outputs, version=0)
+
+
+def steady_pose(path: Path, **overrides) -> Path:
+    """A constant pose net whose next box is (to a pixel) the box it was given: no drift, so Opentrack's
+    loop never runs the localizer again on its own."""
+    return dummy_pose(path, **{"box": STEADY_BOX, **overrides})
+
+
+def blobs(seed: int, low: int, high: int, size: tuple[int, int] = (240, 320)) -> np.ndarray:
+    """A BGR frame of smooth random blobs between grey levels low and high (a texture that survives
+    the pixel shifts of a tracked box, unlike pixel noise)."""
+    coarse = np.random.default_rng(seed).uniform(low, high, (size[0] // 10, size[1] // 10)).astype(np.float32)
+    gray = cv2.resize(coarse, size[::-1], interpolation=cv2.INTER_CUBIC).clip(0, 255).astype(np.uint8)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+def statuses(tracker: track.Tracker, frames: list[np.ndarray]) -> list[str]:
+    return [tracker.step(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), i).status for i, f in enumerate(frames)]
+
+
+@pytest.fixture()
+def face_models(tmp_path) -> tuple[track.Localizer, Path]:
+    return track.Localizer(brightness_localizer(tmp_path / "bright.onnx")), tmp_path
+
+
+def test_a_cut_away_from_the_face_is_not_ok(face_models):
+    """Opentrack's loop kept "tracking" after a cut (its box does not drift); the patch check sees the cut."""
+    localizer, folder = face_models
+    tracker = track.Tracker(localizer, track.PoseEstimator(steady_pose(folder / "p.onnx")))
+    face, other = blobs(0, 150, 255), blobs(1, 0, 100)
+    got = statuses(tracker, [other] * 2 + [face] * 4 + [other] * 4 + [face] * 2)
+    assert got == ["no face"] * 2 + ["ok"] * 4 + ["lost"] + ["no face"] * 3 + ["ok"] * 2
+    assert tracker.face_checks == 1
+
+
+def test_a_fading_face_is_dropped_within_the_check_period(face_models):
+    """The same pattern darkening: no cut to see and no uncertainty output, so the periodic check finds it."""
+    localizer, folder = face_models
+    tracker = track.Tracker(localizer, track.PoseEstimator(steady_pose(folder / "p.onnx")))
+    pattern = blobs(0, 150, 255).astype(np.float32)
+    gains = np.r_[np.ones(3), np.linspace(1.0, 0.3, 4), np.full(2 * track.FACE_CHECK_FRAMES, 0.3)]
+    frames = [(pattern * gain).astype(np.uint8) for gain in gains]
+    got = statuses(tracker, frames)
+    gone = next(i for i, f in enumerate(frames) if f.mean() < 127.5)  # the localizer's no-face boundary
+    assert got[:gone] == ["ok"] * gone
+    assert "ok" not in got[gone + track.FACE_CHECK_FRAMES - 1:]
+
+
+@pytest.mark.parametrize("spread, expected", [(0.5, "lost"), (0.01, "ok")])
+def test_an_unsure_pose_net_calls_the_localizer(face_models, spread, expected):
+    """A darkened frame (same pattern: no cut) right after a localizer run: only the pose net's
+    rotation uncertainty can ask for a check before the period is over."""
+    localizer, folder = face_models
+    pose = steady_pose(folder / "p.onnx", rotaxis_scales_tril=np.eye(3) * spread)
+    tracker = track.Tracker(localizer, track.PoseEstimator(pose))
+    pattern = blobs(0, 150, 255).astype(np.float32)
+    got = statuses(tracker, [pattern.astype(np.uint8), (pattern * 0.3).astype(np.uint8)])
+    assert got == ["ok", expected]
+
+
+def test_face_check_off_is_opentracks_loop(face_models):
+    localizer, folder = face_models
+    tracker = track.Tracker(localizer, track.PoseEstimator(steady_pose(folder / "p.onnx")), face_check=False)
+    face, other = blobs(0, 150, 255), blobs(1, 0, 100)
+    assert statuses(tracker, [face] + [other] * 3) == ["ok"] * 4 and tracker.localizer_runs == 1
+
+
+def fit_4_3(bgr: np.ndarray, size: tuple[int, int] = (640, 480)) -> np.ndarray:
+    """The centred 4:3 crop (what the localizer sees of any frame) at 640 x 480."""
+    x0, y0, width, height = contract.aspect_crop(bgr.shape[1], bgr.shape[0])
+    return cv2.resize(bgr[y0:y0 + height, x0:x0 + width], size, interpolation=cv2.INTER_AREA)
+
+
+# animal photos on which Opentrack's localizer alone finds no face (on dogs.jpg it finds one: p = 0.83)
+ANIMALS = ("giraffe", "eagle", "horses", "dog")
+
+
+def test_real_animal_photos_cut_with_a_real_face(opentrack, shared_data):
+    """Issue #14: animal photos with a face cut in; with Opentrack's loop the animals after the face were "ok"."""
+    animals = {name: fit_4_3(cv2.imread(str(shared_data / "negatives" / f"{name}.jpg"))) for name in ANIMALS}
+    faces = [fit_4_3(f) for f in obama_frames(shared_data, 7)]
+    frames = [animals["giraffe"]] * 2 + faces[:4] + [animals[name] for name in ANIMALS for _ in range(3)] + faces[4:]
+    has_face = [any(f is face for face in faces) for f in frames]
+    localizer, pose = track.Localizer(opentrack[0]), track.PoseEstimator(opentrack[1])
+
+    def ok_frames(tracker: track.Tracker, label: str) -> list[bool]:
+        ok = [status == "ok" for status in statuses(tracker, frames)]
+        print(f"{label}: {sum(ok)} ok of {len(frames)} frames, {sum(o and not h for o, h in zip(ok, has_face))} "
+              f"of them without a face")
+        return ok
+
+    assert ok_frames(track.Tracker(localizer, pose), "face check") == has_face
+    # Opentrack's loop, what the tracker did before: the first animals after the face stay "ok"
+    opentracks = ok_frames(track.Tracker(localizer, pose, face_check=False), "Opentrack's loop")
+    assert opentracks[6] and not has_face[6]
+
+
+# --- model runs with a time limit (issue #14) ----------------------------------------------------
+
+HUGE_TRIP_COUNT = 10 ** 15
+
+
+def looping_pose(path: Path) -> Path:
+    """A pose net with a valid interface whose every output waits on a Loop of HUGE_TRIP_COUNT steps."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["acc_in", "one"], ["acc_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    loop = helper.make_node("Loop", ["trips", "true", "mean"], ["acc"], body=body)
+    initializers = (helper.make_tensor("trips", TensorProto.INT64, [], [HUGE_TRIP_COUNT]),
+                    helper.make_tensor("true", TensorProto.BOOL, [], [True]))
+    outputs = {"pos_size": [0.0, 0.0, 0.5], "quat": [0.0, 0.0, 0.0, 1.0], "box": [-0.9, -0.9, 0.9, 0.9]}
+    path = constant_model(path, (129, 129), outputs, extra_nodes=(loop,), extra_initializers=initializers,
+                          nothing="acc")
+    onnx.checker.check_model(onnx.load(path))  # a valid model: only its run time is wrong
+    return path
+
+
+def test_a_looping_pose_model_is_stopped(dummy_models, tmp_path, capsys):
+    pose = looping_pose(tmp_path / "loop.onnx")
+    start = time.monotonic()
+    with pytest.raises(PosenetError, match=r"loop.onnx: a model run took longer than 0.3 s"):
+        track.PoseEstimator(pose, timeout_s=0.3)
+    folder = write_frames(tmp_path / "frames", [np.full((240, 320, 3), 128, np.uint8)])
+    err = run_failing(["track", "--images", str(folder), "--localizer", str(dummy_models[0]), "--pose", str(pose),
+                       "--model-timeout", "0.3"], capsys)
+    assert "loop.onnx: a model run took longer than 0.3 s and was stopped (raise the limit with --model-timeout)" in err
+    assert time.monotonic() - start < 10
+
+
+def test_evaluate_stops_a_looping_pose_model(tmp_path, monkeypatch, capsys):
+    from tracker_fixtures import face_file
+
+    from posenet.tracker import runtime
+
+    monkeypatch.setattr(runtime, "MODEL_TIMEOUT_S", 0.3)
+    data = face_file(tmp_path / "faces.h5", 2)
+    err = run_failing(["evaluate", str(looping_pose(tmp_path / "loop.onnx")), "--data", str(data)], capsys)
+    assert "loop.onnx: a model run took longer than 0.3 s" in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_model_timeout_must_be_positive(dummy_models, tmp_path, capsys, value):
+    err = run_failing(["track", "--images", str(tmp_path), "--localizer", str(dummy_models[0]),
+                       "--pose", str(dummy_models[1]), "--model-timeout", value], capsys)
+    assert f"--model-timeout {float(value)}: expected a positive number of seconds" in err
+
+
+# --- bad frames and bad model outputs (issue #14) ------------------------------------------------
+
+def test_one_pixel_image_is_a_frame_without_face(dummy_models, tmp_path, capsys):
+    frames = [np.full((1, 1, 3), 128, np.uint8), np.full((240, 320, 3), 128, np.uint8), np.zeros((1, 5, 3), np.uint8)]
+    out_csv = tmp_path / "t.csv"
+    assert main(["track", "--images", str(write_frames(tmp_path / "f", frames)), "--localizer", str(dummy_models[0]),
+                 "--pose", str(dummy_models[1]), "--csv", str(out_csv)]) == 0
+    assert [r["status"] for r in read_csv(out_csv)] == ["no face", "ok", "lost"]
+
+
+@pytest.mark.parametrize("outputs", [{"quat": [0.0, 0.0, 0.0, 0.0]}, {"pos_size": [0.0, 0.0, 0.0]},
+                                     {"pos_size": [0.0, 0.0, -0.5]}, {"pos_size": [0.0, 0.0, 1e-320]},
+                                     {"quat": [0.0, 0.0, 0.0, 1e-9]}])
+def test_pose_output_that_is_no_pose_gives_no_face(tmp_path, capsys, outputs):
+    """A zero quaternion crashed `track`; a zero or tiny head size gave an infinite distance marked "ok",
+    sent over UDP. Such frames now have no pose and send nothing."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    port = receiver.getsockname()[1]
+    out_csv = tmp_path / "t.csv"
+    folder = write_frames(tmp_path / "f", [np.full((240, 320, 3), 128, np.uint8)] * 2)
+    assert main(["track", "--images", str(folder), "--localizer", str(dummy_localizer(tmp_path / "l.onnx")),
+                 "--pose", str(dummy_pose(tmp_path / "p.onnx", **outputs)), "--csv", str(out_csv),
+                 "--udp", f"127.0.0.1:{port}"]) == 0
+    receiver.close()
+    assert [r["status"] for r in read_csv(out_csv)] == ["no face"] * 2
+    out = capsys.readouterr().out
+    assert "0 ok, 2 no face" in out and "0 UDP packets" in out
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_max_frames_must_be_positive(dummy_models, tmp_path, capsys, value):
+    folder = write_frames(tmp_path / "f", [np.full((240, 320, 3), 128, np.uint8)])
+    err = run_failing(["track", "--images", str(folder), "--localizer", str(dummy_models[0]),
+                       "--pose", str(dummy_models[1]), "--max-frames", value], capsys)
+    assert f"--max-frames {value}: expected at least 1" in err
 
 
 def test_runtime_imports_no_tensorflow():
