@@ -43,8 +43,10 @@ from posenet.core.errors import PosenetError
 from posenet.core.fileio import check_writable
 from posenet.core.h5format import Dataset, encode_image, read_dataset, write_dataset
 from posenet.core.transforms import LANDMARK_FIELDS, Sample, mirror_sample, rotate_sample
+from posenet.core.values import check_seed
 
 ORIGINAL_GROUPS_DEG = ((-11.0, 0.0, 5.0), (-7.0, 0.0, 13.0), (-19.0, 0.0, 31.0), (-29.0, 0.0, 17.0))
+MAX_GROUP_DEG = 180.0  # an in-plane rotation range beyond a half turn means nothing new (NaN, inf refused)
 KNOWN_FIELDS = {"images", "quats", "coords", "rois", "camera", "hasface", "pose_para", *LANDMARK_FIELDS}
 
 
@@ -60,8 +62,9 @@ def parse_groups(text: str) -> str | tuple[float, float]:
         values = []
     if len(values) == 1:
         values = [-abs(values[0]), abs(values[0])]
-    if len(values) != 2 or not values[0] < 0 < values[1]:
-        raise PosenetError(f"--groups {text}: expected 'original', 'none', or LO,HI with LO < 0 < HI (degrees)")
+    if len(values) != 2 or not -MAX_GROUP_DEG <= values[0] < 0 < values[1] <= MAX_GROUP_DEG:
+        raise PosenetError(f"--groups {text}: expected 'original', 'none', or LO,HI with "
+                           f"-{MAX_GROUP_DEG:g} <= LO < 0 < HI <= {MAX_GROUP_DEG:g} (degrees)")
     return values[0], values[1]
 
 
@@ -129,7 +132,7 @@ def augment(dataset: Dataset, groups: str | tuple[float, float], flip: bool, rel
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="input HDF5 dataset")
     parser.add_argument("output", type=Path, help="output HDF5 dataset")
-    parser.add_argument("--groups", default="original", type=parse_groups,
+    parser.add_argument("--groups", default="original",  # parsed in run: a bad value is one line, not a traceback
                         help="'original' (the study's four rotation groups), 'none', or LO,HI degrees")
     parser.add_argument("--flip", action="store_true", help="add the mirror image of every sample")
     parser.add_argument("--relabel", choices=["pnp"], default=None,
@@ -138,11 +141,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    groups = parse_groups(args.groups)
+    check_seed(args.seed)
     check_writable(args.output, inputs=(args.input,))
     dataset = read_dataset(args.input)
     if not len(dataset):
         raise PosenetError(f"{args.input}: the dataset is empty")
-    fields, dropped = augment(dataset, args.groups, args.flip, args.relabel, args.seed)
+    fields, dropped = augment(dataset, groups, args.flip, args.relabel, args.seed)
     if not fields["images"]:
         raise PosenetError(f"{args.input}: no sample survived augmentation ({dict(dropped)})")
     lost = sorted(set(dataset.fields) - KNOWN_FIELDS)

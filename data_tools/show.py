@@ -20,6 +20,7 @@ from posenet.core.errors import PosenetError
 from posenet.core.fileio import atomic_output
 from posenet.core.geometry import ypr_deg
 from posenet.core.h5format import Dataset, read_dataset
+from posenet.core.values import check_seed
 
 TILE = 200  # tile side, pixels (a 4x4 sheet of synthetic faces stays under 1 MB)
 BOX_COLOUR = (255, 220, 0)
@@ -90,6 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.n <= 0 or args.cols <= 0 or args.tile < 32:
         raise PosenetError(f"--n, --cols must be positive and --tile at least 32 (got {args.n}, {args.cols}, {args.tile})")
+    if args.seed is not None:
+        check_seed(args.seed)
     if args.out.suffix.lower() != ".png":
         raise PosenetError(f"{args.out}: the contact sheet is written as PNG, use a .png name")
     dataset = read_dataset(args.file)

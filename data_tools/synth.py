@@ -55,6 +55,7 @@ from posenet.core.geometry import (
     rotvec_to_matrix,
 )
 from posenet.core.h5format import encode_image, write_dataset
+from posenet.core.values import check_seed
 
 MODES = ("face", "scene")
 FACE_SIZE = 256  # default face-crop side, pixels
@@ -1230,6 +1231,7 @@ def run(args: argparse.Namespace) -> None:
                          roll_range=args.roll_range, pose_distribution=args.pose_distribution,
                          backgrounds=args.backgrounds, lossy=args.lossy)
     _check_config(config, args.n, args.workers)
+    check_seed(args.seed)
     check_writable(args.out)
     start = time.perf_counter()
     path = write_synth(args.out, config, args.n, args.seed, args.workers, progress=True)

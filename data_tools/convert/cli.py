@@ -25,6 +25,7 @@ from data_tools.convert.archive import Archive, Skip, open_archive
 from posenet.core.errors import PosenetError
 from posenet.core.fileio import check_writable
 from posenet.core.h5format import write_dataset
+from posenet.core.values import check_seed
 
 FORMATS = {
     "aflw2000": "data_tools.convert.aflw2000",
@@ -93,6 +94,7 @@ def summary(out: Path, count: int, skipped: Counter) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
+    check_seed(args.seed)
     check_writable(args.out, inputs=(args.source,))
     module = importlib.import_module(FORMATS[args.format])
     with open_archive(args.source) as archive:

@@ -3,13 +3,20 @@
 Outputs create their folder: `atomic_output` makes the missing parent folders of the path it
 writes (never of an input), so `--out work/data/x.h5` works in a fresh clone. Folders it made
 are removed again when the write fails and they are still empty.
+
+A writer killed outright (SIGKILL, power loss) cannot remove its temporary file. Each one is
+named after the output, the writer's process id and host (`.OUT.PID@HOST.XXXXXXXX.tmp`), so
+the next writer of the same output removes those whose process is gone, and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -52,7 +59,20 @@ def check_writable(path: str | os.PathLike, inputs: Iterable[str | os.PathLike |
         raise PosenetError(f"{path}: {base} is not a directory")
     if not os.access(base, os.W_OK | os.X_OK):
         raise PosenetError(f"{path}: directory {base} is not writable")
+    _probe(path, base)
     return path
+
+
+def _probe(path: Path, base: Path) -> None:
+    """Create and remove one file in `base`: the only sure test that a file can be made there
+    (os.access says yes for root, and for /proc or a read-only mount)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".posenet-probe-", dir=base)
+    except OSError as error:
+        raise PosenetError(f"{path}: cannot create a file in {base} ({error.strerror})") from None
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
 
 
 def _make_parents(path: Path) -> list[Path]:
@@ -76,11 +96,47 @@ def _make_parents(path: Path) -> list[Path]:
     return made
 
 
+def _writer_tag() -> str:
+    """This writer's part of a temporary name: `PID@HOST`."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+    return f"{os.getpid()}@{host}"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (one that is not ours counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of earlier writers of `path` on this host whose process is gone
+    (killed before they could clean up); print one note per file; return them."""
+    path = Path(path)
+    host = _writer_tag().split("@", 1)[1]
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)@{re.escape(host)}\.[^.]+\.tmp$")
+    removed = []
+    with contextlib.suppress(OSError):
+        for sibling in path.parent.iterdir():
+            match = pattern.match(sibling.name)
+            if match and not _alive(int(match.group(1))) and sibling.is_file():
+                with contextlib.suppress(OSError):
+                    sibling.unlink()
+                    removed.append(sibling)
+                    print(f"posenet: note: removed {sibling}, a temporary file left by an interrupted writer "
+                          f"(process {match.group(1)})", file=sys.stderr)
+    return removed
+
+
 def _unique_sibling(path: Path) -> Path:
     """A new empty file beside `path` (hidden, ending in .tmp): two writers of the same output
     never share a temporary name, so neither can delete or corrupt the other's."""
     try:
-        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
         raise PosenetError(f"{path}: cannot create a temporary file beside it ({error.strerror})") from None
     os.close(handle)
@@ -100,6 +156,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = check_writable(path)
     made = _make_parents(path)
+    remove_stale_temporaries(path)
     tmp = _unique_sibling(path)
     finished = False
     try:
@@ -132,3 +189,38 @@ def staged_outputs(directory: str | os.PathLike) -> Iterator[Path]:
             os.replace(path, directory / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+TEMP_PREFIX = "posenet-"
+
+
+@contextlib.contextmanager
+def private_tempdir(purpose: str) -> Iterator[Path]:
+    """Point `tempfile` at a fresh folder of this process for the block, then remove it.
+
+    Libraries that leave files in the system temporary folder (TensorFlow's autograph writes
+    one `__autograph_generated_file*.py` per converted function and only removes them at
+    interpreter exit) leave nothing behind. Folders of earlier processes that are gone
+    (killed) are removed on entry.
+    """
+    system = Path(tempfile.gettempdir())
+    _remove_dead_tempdirs(system, purpose)
+    private = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{purpose}-{_writer_tag()}-", dir=system))
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(private)
+    try:
+        yield private
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _remove_dead_tempdirs(system: Path, purpose: str) -> None:
+    """Remove `private_tempdir` folders of `purpose` whose process on this host is gone."""
+    host = _writer_tag().split("@", 1)[1]
+    pattern = re.compile(rf"^{TEMP_PREFIX}{re.escape(purpose)}-(\d+)@{re.escape(host)}-")
+    with contextlib.suppress(OSError):
+        for folder in system.iterdir():
+            match = pattern.match(folder.name)
+            if match and not _alive(int(match.group(1))) and folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)

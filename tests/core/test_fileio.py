@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +106,49 @@ def test_an_output_that_is_an_input_is_refused(tmp_path):
             fileio.check_writable(output, inputs=[None, data])
     assert fileio.check_writable(tmp_path / "other.h5", inputs=[data]) == tmp_path / "other.h5"
     assert data.read_bytes() == b"keep"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_folder_where_no_file_can_be_made_fails_early():
+    """#14 item 8: /proc passes os.access for root; check_writable must still fail before the work."""
+    with pytest.raises(PosenetError, match="/proc/x.h5: cannot create a file in /proc"):
+        fileio.check_writable("/proc/x.h5")
+
+
+WRITER = """
+import os, sys, time
+from posenet.core import fileio
+with fileio.atomic_output(sys.argv[1]) as tmp:
+    tmp.write_text("half")
+    print(tmp, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_writer(tmp_path, capsys):
+    """#14 item 10: SIGKILL leaves the temporary file; the next writer of that output removes it and says so."""
+    target = tmp_path / "out.h5"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    left = Path(writer.stdout.readline().strip())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert left.exists() and not target.exists()
+    host = fileio._writer_tag().split("@")[1]
+    alive = tmp_path / f".out.h5.{os.getpid()}@{host}.abcd1234.tmp"  # a live writer's file is kept
+    alive.write_text("busy")
+    with fileio.atomic_output(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and not left.exists() and alive.exists()
+    assert f"removed {left}" in capsys.readouterr().err
+
+
+def test_private_tempdir_takes_temporary_files_with_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(fileio.tempfile, "tempdir", str(tmp_path))
+    dead = tmp_path / f"posenet-autograph-999999999@{fileio._writer_tag().split('@')[1]}-x"
+    dead.mkdir()  # a folder of a process that is gone
+    with fileio.private_tempdir("autograph") as private:
+        assert fileio.tempfile.gettempdir() == str(private)
+        fileio.tempfile.NamedTemporaryFile(delete=False, prefix="__autograph_generated_file").close()
+    assert fileio.tempfile.gettempdir() == str(tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -129,3 +129,34 @@ def test_augment_refuses_to_write_over_its_input(tmp_path, capsys):
     assert main(["data", "augment", str(path), str(path)]) == 2
     assert "is also an input of this command" in capsys.readouterr().err
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("extra,message", [(["--groups", "5,abc"], "--groups 5,abc: expected"),
+                                          (["--groups=-inf,inf"], "--groups -inf,inf: expected"),
+                                          (["--groups", "nan"], "--groups nan: expected"),
+                                          (["--seed", "-1"], "--seed -1: must be a non-negative integer")])
+def test_bad_groups_and_seed_are_one_line(tmp_path, capsys, extra, message):
+    """#14 item 8: these were tracebacks (a PosenetError inside argparse, numpy's overflow, a negative seed)."""
+    from posenet.core.h5format import encode_image, write_dataset
+
+    path = write_dataset(tmp_path / "a.h5", {"images": [encode_image(np.zeros((8, 8, 3), np.uint8))],
+                                             "quats": np.array([[0.0, 0.0, 0.0, 1.0]], np.float32)})
+    assert main(["data", "augment", str(path), str(tmp_path / "b.h5"), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_zero_quaternion_in_the_input_is_one_line(tmp_path, capsys):
+    from posenet.core.h5format import encode_image
+
+    path = tmp_path / "zero.h5"
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        images = f.create_dataset("images", (1,), dtype=h5py.vlen_dtype(np.uint8))
+        images[0] = encode_image(np.zeros((8, 8, 3), np.uint8))
+        f.create_dataset("quats", data=np.zeros((1, 4), np.float32))
+    assert main(["data", "augment", str(path), str(tmp_path / "b.h5")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "zero.h5: field 'quats' holds a zero quaternion (sample 0)" in err[0]

@@ -113,3 +113,8 @@ def test_images_as_a_group_and_damaged_metadata_in_info_and_show(face_file, tmp_
             assert main(["data", *command]) == 2
             err = capsys.readouterr().err.strip().splitlines()
             assert len(err) == 1 and path.name in err[0]
+
+
+def test_show_negative_seed_is_one_line(face_file, tmp_path, capsys):
+    assert main(["data", "show", str(face_file), "--out", str(tmp_path / "s.png"), "--seed", "-1"]) == 2
+    assert capsys.readouterr().err.strip() == "posenet: error: --seed -1: must be a non-negative integer"

@@ -162,7 +162,7 @@ def test_cli_writes_a_valid_file(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args", [["--n", "0"], ["--n", "-3"], ["--n", "2", "--size", "8"],
-                                  ["--n", "2", "--yaw-range", "400"]])
+                                  ["--n", "2", "--yaw-range", "400"], ["--n", "1", "--seed", "-1"]])
 def test_cli_bad_values_fail_with_one_line(tmp_path, capsys, args):
     out = tmp_path / "bad.h5"
     assert main(["data", "synth", "--out", str(out), *args]) == 2
