@@ -16,11 +16,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from posenet.core.errors import PosenetError
+from posenet.core.values import check_positive
 from posenet.study.losses import LOSSES
 from posenet.study.nets import c_resnet
 from posenet.study.pipeline import PipelineConfig
 from posenet.training.registry import ModelConfig, model_entry
-from posenet.training.runs import check_splits
+from posenet.training.runs import check_run_name, check_splits
 
 SCHEDULES = ("constant", "original", "cosine")
 STRATEGIES = ("mirrored", "multiworker")
@@ -84,8 +85,10 @@ def check_config(config: TrainConfig) -> None:
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise PosenetError(f"--{name} {value}: choose from {', '.join(str(a) for a in allowed if a)}")
-    if config.epochs < 1 or config.pipeline.batch_size < 1 or config.learning_rate <= 0:
+    if config.epochs < 1 or config.pipeline.batch_size < 1:
         raise PosenetError("--epochs, --batch-size and --lr must be positive")
+    check_positive(config.learning_rate, "--lr")  # NaN passes a `<= 0` test and trains a net of NaNs
+    check_run_name(config.run_name)
     check_splits(config.train, config.val)
     if config.model == "C_RESNET" and config.net.input_size < c_resnet.MIN_INPUT_SIZE:
         raise PosenetError(f"--input-size {config.net.input_size}: C_RESNET needs at least "

@@ -37,10 +37,12 @@ import tensorflow as tf
 
 from posenet.core import geometry, h5format
 from posenet.core.errors import PosenetError
+from posenet.core.values import check_range, check_seed
 from posenet.training import rotations
 
 NORMALIZATIONS = ("resnet", "unit")
 BOX_SOURCES = ("file", "dlib")
+MAX_MARGIN = 2.0  # crop margin, share of the box side: beyond this the face is a speck in the crop
 PHOTOMETRIC = {"brightness": 0.15, "contrast": 0.3, "saturation": 0.3, "noise": 0.02}  # [0, 1] pixel scale
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -74,6 +76,9 @@ class PipelineConfig:
             raise PosenetError(f"boxes '{self.boxes}': choose from {', '.join(BOX_SOURCES)}")
         if self.input_size < 8 or self.batch_size < 1:
             raise PosenetError(f"input_size {self.input_size} / batch_size {self.batch_size}: too small")
+        check_range(self.margin, "--margin", 0.0, MAX_MARGIN)  # a negative margin cuts into the face
+        check_range(self.rotation_deg, "--rotation-deg", 0.0, 180.0)
+        check_seed(self.seed)
 
 
 # --- crop + letterbox (shared by the numpy and TF paths) --------------------------------------

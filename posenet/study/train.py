@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from posenet.core import draw, geometry, h5format
 from posenet.core.errors import PosenetError
+from posenet.core.fileio import private_tempdir
 from posenet.study import pipeline
 from posenet.study.config import TrainConfig, check_config
 from posenet.study.features import backbone_features, feature_batches
@@ -28,7 +29,7 @@ from posenet.study.losses import LOSSES
 from posenet.study.metrics import study_metrics
 from posenet.study.nets import c_resnet
 from posenet.training.registry import MODELS, build_model
-from posenet.training.runs import BACKUP, CONFIG, Run
+from posenet.training.runs import CONFIG, Run
 
 ORIGINAL_EPOCHS = (50, 30)  # the original: 50 epochs, then 30 at a 5x lower rate
 ORIGINAL_DECAY = 5.0
@@ -164,7 +165,7 @@ def callbacks(config: TrainConfig, network: keras.Model, val: h5format.Dataset) 
         keras.callbacks.TensorBoard(str(run_dir), write_graph=False),
         *Run(run_dir).checkpoint_callbacks(network, resume=True),
         axes_images(config, network, val),
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True),  # a damaged state falls back
+        Run(run_dir).backup_callback(),  # a damaged state falls back to its copy
     ]
 
 
@@ -258,10 +259,13 @@ def train(config: TrainConfig, extra_callbacks: Sequence[keras.callbacks.Callbac
     keras.utils.set_random_seed(config.pipeline.seed)
     with make_strategy(config.distribute).scope():
         network, fitted = build(config)  # bad weights fail here, before the run directory exists
-    run = prepare_run_dir(config)
-    write_hparams(config)
-    start = time.perf_counter()
-    fit(config, network, fitted, train_data, val_data, extra_callbacks)
-    run.finish({"parameters": network.count_params(), "train_seconds": round(time.perf_counter() - start, 1)},
-               best_columns=("val_geodesic_deg", "val_acc10"))
+    # a failure before the first saved epoch removes the new run folder; autograph's files go with the fit
+    with Run(config.run_dir).attempt(), private_tempdir("autograph"):
+        run = prepare_run_dir(config)
+        run.check_resume_state()  # a state damaged by a kill: its copy, or one line offering to start over
+        write_hparams(config)
+        start = time.perf_counter()
+        fit(config, network, fitted, train_data, val_data, extra_callbacks)
+        run.finish({"parameters": network.count_params(), "train_seconds": round(time.perf_counter() - start, 1)},
+                   best_columns=("val_geodesic_deg", "val_acc10"))
     return run.path

@@ -2,8 +2,9 @@
 
 `posenet train --model pose_net|localizer` lands here (posenet.train delegates). A run
 directory has the same layout as a study run (config.json, best.keras, last.keras,
-history.csv, done, TensorBoard events), so `posenet.training.runs.Run` and `posenet export`
-read both. The saved checkpoints are the plain functional nets; the training wrapper below
+history.csv, backup/ while unfinished, done, TensorBoard events), so
+`posenet.training.runs.Run` and `posenet export` read both; an interrupted run resumes at
+the next epoch. The saved checkpoints are the plain functional nets; the training wrapper below
 exists only while fitting.
 
 Losses (each logged on its own; `loss` is their weighted sum):
@@ -27,10 +28,12 @@ import keras
 from keras import ops
 
 from posenet.core.errors import PosenetError
+from posenet.core.fileio import private_tempdir
+from posenet.core.values import check_positive, check_seed
 from posenet.tracker import data as tracker_data
 from posenet.training.registry import build_model, model_entry
 from posenet.training.rotations import conjugate, quat_angle, quat_to_rotvec, relative_quat
-from posenet.training.runs import Run, check_splits
+from posenet.training.runs import CONFIG, Run, check_run_name, check_splits
 
 TRACKER_TASKS = ("pose", "localizer")
 POSE_WEIGHTS = {"quat": 1.0, "pos_size": 1.0, "box": 1.0, "keypoints": 0.5, "nll": 0.02, "geodesic_deg": 0.0}
@@ -136,9 +139,12 @@ def check_config(config: TrackerTrainConfig) -> str:
     task = model_entry(config.model).task
     if task not in TRACKER_TASKS:
         raise PosenetError(f"--model {config.model}: not a tracker model (task {task}); use posenet.study.train")
+    check_run_name(config.run_name)
     check_splits(config.train, config.val)
-    if config.epochs < 1 or config.data.batch_size < 1 or config.learning_rate <= 0:
+    if config.epochs < 1 or config.data.batch_size < 1:
         raise PosenetError("--epochs, --batch-size and --lr must be positive")
+    check_positive(config.learning_rate, "--lr")  # NaN passes a `<= 0` test
+    check_seed(config.data.seed)
     return task
 
 
@@ -154,20 +160,36 @@ def fit_tracker_model(config: TrackerTrainConfig) -> Path:
     if steps < 1:
         raise PosenetError(f"{config.train}: fewer samples than one batch of {config.data.batch_size}; "
                            "lower --batch-size")
-    run.write_config({"train": config.settings(), "tracker_data": asdict(config.data)})
-
-    keras.utils.set_random_seed(config.data.seed)
-    net = build_model(config.model)
-    model = TrackerTraining(net, task)
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps,
-                                                      alpha=MIN_LR_FRACTION)
-    model.compile(optimizer=keras.optimizers.Adam(schedule))
-    callbacks = [keras.callbacks.TensorBoard(str(run.path), write_graph=False), *run.checkpoint_callbacks(net)]
-    start = time.perf_counter()
-    model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks, verbose=2, shuffle=False)
-    run.finish({"parameters": net.count_params(), "train_seconds": round(time.perf_counter() - start, 1)},
-               best_columns=[f"val_{name}" for name in LOSS_TERMS[task][1]])
+    # a failure before the first saved epoch removes the new run folder; autograph's files go with the fit
+    with run.attempt(), private_tempdir("autograph"):
+        prepare_run_dir(run, config)
+        keras.utils.set_random_seed(config.data.seed)
+        net = build_model(config.model)
+        model = TrackerTraining(net, task)
+        model.build(net.input_shape)  # BackupAndRestore restores into a built model only
+        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps,
+                                                          alpha=MIN_LR_FRACTION)
+        model.compile(optimizer=keras.optimizers.Adam(schedule))
+        callbacks = [keras.callbacks.TensorBoard(str(run.path), write_graph=False),
+                     *run.checkpoint_callbacks(net, resume=True), run.backup_callback()]  # resumes at the next epoch
+        start = time.perf_counter()
+        model.fit(train, validation_data=val, epochs=config.epochs, callbacks=callbacks, verbose=2, shuffle=False)
+        run.finish({"parameters": net.count_params(), "train_seconds": round(time.perf_counter() - start, 1)},
+                   best_columns=[f"val_{name}" for name in LOSS_TERMS[task][1]])
     return run.path
+
+
+def prepare_run_dir(run: Run, config: TrackerTrainConfig) -> None:
+    """Write config.json, or check that an unfinished run there is this one (then it resumes),
+    and that its resume state can be read (one line offering to start over when it cannot)."""
+    if (run.path / CONFIG).is_file():
+        stored = run.config()["train"]
+        for key, asked in config.settings().items():
+            if stored.get(key) != asked:
+                raise PosenetError(f"{run.path}: holds an unfinished run with {key}={stored.get(key)!r}, "
+                                   f"not {asked!r}; choose another --run-name")
+    run.write_config({"train": config.settings(), "tracker_data": asdict(config.data)})
+    run.check_resume_state()
 
 
 def run(config: TrackerTrainConfig) -> None:

@@ -14,13 +14,18 @@ study read them through `Run`, so the format has one owner:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import re
+import shutil
+import sys
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
+import h5py
 import keras
 
 from posenet.core.errors import PosenetError
@@ -28,6 +33,8 @@ from posenet.core.fileio import atomic_output
 from posenet.training.registry import builder_module
 
 DONE, CONFIG, HISTORY, BEST, LAST, BACKUP = "done", "config.json", "history.csv", "best.keras", "last.keras", "backup"
+BACKUP_WEIGHTS, BACKUP_METADATA = "latest.weights.h5", "training_metadata.json"  # keras BackupAndRestore's names
+PREVIOUS = ".bkp"  # its second copy (double_checkpoint): the state one epoch earlier
 
 
 def check_splits(train: str | Path, val: str | Path) -> None:
@@ -37,6 +44,16 @@ def check_splits(train: str | Path, val: str | Path) -> None:
             raise PosenetError(f"{path or '(none)'}: no such {name} dataset file (--{name})")
     if Path(train).resolve() == Path(val).resolve():
         raise PosenetError(f"{val}: the validation file is the training file (leakage)")
+
+
+def check_run_name(name: str | None) -> None:
+    """A run name is one plain folder name inside --logdir: no separators, not '.' or '..',
+    so a run never writes (or, on a failure, cleans up) anything outside --logdir."""
+    if name is None:
+        return
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name != name.strip() or "\0" in name:
+        raise PosenetError(f"--run-name {name!r}: must be one folder name inside --logdir "
+                           "(no '/', not '.' or '..')")
 
 
 class CheckpointOf(keras.callbacks.ModelCheckpoint):
@@ -119,6 +136,56 @@ class Run:
             return None
         return self.summary().get("train_seconds")
 
+    def backup_callback(self) -> keras.callbacks.BackupAndRestore:
+        """The resume state, kept twice (double_checkpoint) so a damaged copy falls back."""
+        return keras.callbacks.BackupAndRestore(str(self.path / BACKUP), double_checkpoint=True)
+
+    def check_resume_state(self) -> None:
+        """Make sure keras can resume from backup/: a state damaged by a kill mid-write is
+        replaced by its previous copy (with a warning; one epoch is redone); when both copies
+        are damaged, one line says so and how to start over, instead of a traceback from fit."""
+        backup = self.path / BACKUP
+        latest = (backup / BACKUP_WEIGHTS, backup / BACKUP_METADATA)
+        if not latest[0].exists() or _state_readable(*latest):
+            return
+        previous = tuple(path.with_name(path.name + PREVIOUS) for path in latest)
+        if previous[0].exists() and _state_readable(*previous):
+            for copy, damaged in zip(previous, latest):
+                if copy.exists():
+                    shutil.copyfile(copy, damaged)
+                else:
+                    damaged.unlink(missing_ok=True)
+            warnings.warn(f"{backup}: the resume state is damaged (interrupted while it was written); "
+                          "resuming from the previous epoch's copy", stacklevel=2)
+            return
+        raise PosenetError(f"{backup}: the resume state is damaged (interrupted while it was written) and so is its "
+                           f"copy; delete {backup} to train this run again from the first epoch")
+
+    @contextlib.contextmanager
+    def attempt(self) -> Iterator["Run"]:
+        """Training into this run: when it fails before any epoch was saved, the run folder it
+        created is removed again (nothing half made is left); when it fails later, the folder
+        stays and the same command resumes it. Either way one note on stderr says which."""
+        existed = self.path.exists()
+        try:
+            yield self
+        except BaseException as error:
+            if self.path.is_dir() and not self.done:
+                self._after_failure(existed, explained=isinstance(error, PosenetError))
+            raise
+
+    def _after_failure(self, existed: bool, explained: bool) -> None:
+        """Remove a new folder without a saved epoch; else say that the run resumes (unless the
+        error, a PosenetError, already says what to do)."""
+        saved = [name for name in (BEST, LAST, BACKUP) if (self.path / name).exists()]
+        if saved:
+            if not explained:
+                print(f"posenet: note: {self.path} keeps {', '.join(saved)}; the same command resumes this run",
+                      file=sys.stderr)
+        elif not existed:
+            shutil.rmtree(self.path, ignore_errors=True)
+            print(f"posenet: note: {self.path} removed (no epoch finished)", file=sys.stderr)
+
     def checkpoint_callbacks(self, network: keras.Model, resume: bool = False) -> list[keras.callbacks.Callback]:
         """best.keras, last.keras and history.csv, saving `network` whatever model is fitted."""
         return [
@@ -148,24 +215,72 @@ class Run:
 
     def load_model(self) -> keras.Model:
         """The best checkpoint, the whole network; the last one, with a warning, when the best
-        is missing or cannot be read (a damaged file)."""
+        is missing, cannot be read (a damaged file, a class this code does not know) or takes
+        another input size than config.json says."""
         if not self.path.is_dir():
             raise PosenetError(f"{self.path}: no such run directory")
         checkpoints = [self.path / name for name in (BEST, LAST) if (self.path / name).is_file()]
         if not checkpoints:
             raise PosenetError(f"{self.path}: no checkpoint ({BEST} or {LAST}); train it first with posenet train")
-        builder_module(self.config()["train"]["model"])  # custom layers must be registered before loading
+        settings = self.config()["train"]
+        try:
+            builder_module(settings["model"])  # custom layers must be registered before loading
+        except PosenetError as error:  # a model name this posenet does not know
+            raise PosenetError(f"{self.path / CONFIG}: {error}") from None
         problems = []
         for checkpoint in checkpoints:
             try:
                 model = keras.models.load_model(checkpoint, compile=False)
-            except (OSError, ValueError, KeyError, EOFError) as error:
-                problems.append(f"{checkpoint}: cannot load it ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+            except (OSError, ValueError, KeyError, EOFError, TypeError) as error:
+                problems.append(f"{checkpoint}: cannot load it ({_load_problem(error)})")
+                continue
+            mismatch = _input_size_mismatch(model, settings.get("input_size"))
+            if mismatch:
+                problems.append(f"{checkpoint}: {mismatch}, but {self.path / CONFIG} says input_size "
+                                f"{settings['input_size']} (trained at another input size?)")
                 continue
             if problems:
                 warnings.warn(f"{problems[0]}; using {checkpoint.name} instead", stacklevel=2)
             return model
         raise PosenetError("; ".join(problems))
+
+
+UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
+MAX_REASON = 160  # characters of a loader's message quoted in the one-line error
+
+
+def _load_problem(error: Exception) -> str:
+    """A short reason from keras' (often page-long) loading error: the unknown class, or its first line."""
+    text = str(error)
+    unknown = UNKNOWN_CLASS.search(text)
+    if unknown:
+        return f"it names the class '{unknown.group(1)}', which this posenet does not know"
+    first = text.splitlines()[0] if text else type(error).__name__
+    return first if len(first) <= MAX_REASON else first[:MAX_REASON] + "..."
+
+
+def _input_size_mismatch(model: keras.Model, input_size: object) -> str | None:
+    """'it takes HxW inputs' when the model's square image input is not `input_size`; None otherwise."""
+    shape = model.inputs[0].shape if model.inputs and len(model.inputs) == 1 else None
+    if not isinstance(input_size, int) or shape is None or len(shape) != 4:
+        return None
+    height, width = shape[1], shape[2]
+    if (height, width) == (input_size, input_size) or None in (height, width):
+        return None
+    return f"it takes {height}x{width} inputs"
+
+
+def _state_readable(weights: Path, metadata: Path) -> bool:
+    """Whether a BackupAndRestore state opens: an HDF5 weights file that is not truncated, and
+    metadata (when present) that is JSON with an epoch."""
+    try:
+        with h5py.File(weights, "r"):
+            pass
+        if metadata.exists():
+            return isinstance(json.loads(metadata.read_text()).get("epoch"), int)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def load_run(run_dir: str | Path) -> tuple[keras.Model, dict]:

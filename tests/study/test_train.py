@@ -263,12 +263,26 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err.strip()
 
 
+def damaged_copy(source: Path, path: Path, name: str, value: float, row: int = 3) -> Path:
+    """A copy of `source` whose field `name` holds `value` in sample `row` (written past the writer's checks)."""
+    import h5py
+
+    path.write_bytes(source.read_bytes())
+    with h5py.File(path, "r+") as f:
+        values = f[name][:]
+        values[row] = value
+        f[name][...] = values
+    return path
+
+
 def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached ImageNet weights
     train_file, val_file = map(str, splits)
     base = ["train", "--train", train_file, "--val", val_file, "--logdir", str(tmp_path), "--input-size", str(SIZE)]
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not an hdf5 file")
+    zero, nan_box = damaged_copy(splits[0], tmp_path / "zero.h5", "quats", 0.0), damaged_copy(
+        splits[1], tmp_path / "nan.h5", "rois", np.nan)
     cases = {
         "unknown model 'C9_NET'": ["--model", "C9_NET"],
         "missing.h5: no such train dataset file": ["--model", "C1_NET", "--train", str(tmp_path / "missing.h5")],
@@ -281,6 +295,11 @@ def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys, monkeypatch):
         "--input-size 16: C_RESNET needs at least 32 pixels": ["--model", "C_RESNET", "--input-size", "16"],
         "only a fully frozen C_RESNET (--trainable-from none) can cache backbone features, not C1_NET":
             ["--model", "C1_NET", "--cache-features"],
+        "--lr nan: must be a finite positive number": ["--model", "C1_NET", "--lr", "nan"],  # #14 item 9
+        "--margin -5.0: must be a finite number from 0 to 2": ["--model", "C1_NET", "--margin", "-5"],
+        "--run-name '../..': must be one folder name inside --logdir": ["--model", "C1_NET", "--run-name", "../.."],
+        "zero.h5: field 'quats' holds a zero quaternion (sample 3)": ["--model", "C1_NET", "--train", str(zero)],
+        "nan.h5: field 'rois' holds a non-finite value (sample 3)": ["--model", "C1_NET", "--val", str(nan_box)],
     }
     for expected, extra in cases.items():
         code, err = run_cli(base + extra, capsys)
@@ -346,3 +365,75 @@ def test_an_old_flat_config_run_loads_resumes_evaluates_and_exports(splits, tmp_
     assert cli.main(["evaluate", str(run_dir), "--data", str(splits[1])]) == 0
     assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "old.onnx")]) == 0
     assert (tmp_path / "old.onnx").is_file()
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises at the end of epoch `at` (0-based), as a crash would."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            raise RuntimeError(f"simulated crash after epoch {epoch + 1}")
+
+
+class Epochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen: list[int] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def test_a_damaged_resume_state_falls_back_to_its_copy_or_says_so(splits, tmp_path, capsys):
+    """#14 item 1: a kill while backup/latest.weights.h5 was written left 96 bytes and every later
+    `posenet train` of the run died with a traceback."""
+    run = config(splits, tmp_path, epochs=4)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(run, extra_callbacks=[Interrupt(at=1)])
+    backup = run.run_dir / "backup"
+    latest, previous = backup / "latest.weights.h5", backup / "latest.weights.h5.bkp"
+    assert previous.is_file()
+    latest.write_bytes(latest.read_bytes()[:96])  # one copy damaged: resume from the other, one epoch earlier
+    epochs = Epochs()
+    with pytest.warns(UserWarning, match="resume state is damaged.*resuming from the previous epoch's copy"):
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            train(run, extra_callbacks=[epochs, Interrupt(at=2)])
+    assert epochs.seen == [1, 2]
+    for path in (latest, previous):  # both damaged: one line that says how to start over
+        path.write_bytes(path.read_bytes()[:96])
+    capsys.readouterr()
+    argv = ["train", "--model", "C1_NET", "--train", run.train, "--val", run.val, "--logdir", run.logdir,
+            "--epochs", "4", "--input-size", str(SIZE), "--batch-size", "16", "--lr", "1e-3"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"posenet: error: {backup}: the resume state is damaged (interrupted while it was written) "
+                       f"and so is its copy; delete {backup} to train this run again from the first epoch")
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_no_folder(splits, tmp_path, capsys):
+    """#14 item 10: a failed `train` left a run folder with a config.json and no checkpoint."""
+    class FirstBatchFails(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("simulated crash in the first batch")
+
+    run = config(splits, tmp_path, epochs=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(run, extra_callbacks=[FirstBatchFails()])
+    assert not run.run_dir.exists()
+    assert f"{run.run_dir} removed (no epoch finished)" in capsys.readouterr().err
+
+
+def test_training_leaves_no_autograph_files_in_the_temporary_folder(splits, tmp_path, monkeypatch):
+    """#14 item 10: autograph's generated modules went to the system temporary folder."""
+    import tempfile
+
+    system = tmp_path / "tmp"
+    system.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system))
+    train(config(splits, tmp_path / "runs", epochs=1))
+    assert not list(system.iterdir())
