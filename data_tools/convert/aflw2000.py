@@ -53,11 +53,19 @@ def load_mat(archive: Archive, name: str) -> dict[str, np.ndarray]:
         raise Skip("unreadable .mat") from None
 
 
+def floats(value: object, what: str) -> np.ndarray:
+    """A .mat entry as float64; `Skip` when it holds no numbers (text, a cell or struct array)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Skip(f"malformed {what} in .mat") from None
+
+
 def pose_para(mat: dict[str, np.ndarray]) -> np.ndarray:
     """Raw (pitch, yaw, roll) radians from `Pose_Para`; `Skip` when absent or malformed."""
     if "Pose_Para" not in mat:
         raise Skip("no Pose_Para in .mat")
-    values = np.asarray(mat["Pose_Para"], dtype=np.float64).reshape(-1)
+    values = floats(mat["Pose_Para"], "Pose_Para").reshape(-1)
     if values.size < 3 or not np.all(np.isfinite(values[:3])):
         raise Skip("malformed Pose_Para in .mat")
     return values[:3]
@@ -115,7 +123,7 @@ def labelled_record(image: np.ndarray, buffer: np.ndarray, angles: np.ndarray,
 
 def pt3d_from_mat(mat: dict[str, np.ndarray]) -> np.ndarray:
     """`pt3d_68` (3x68) as (68, 3); `Skip` when absent or of another shape."""
-    points = np.asarray(mat.get("pt3d_68", np.empty(0)), dtype=np.float64)
+    points = floats(mat.get("pt3d_68", np.empty(0)), "pt3d_68")
     if points.shape != (3, 68) or not np.all(np.isfinite(points)):
         raise Skip("no 3x68 pt3d_68 in .mat")
     return points.T

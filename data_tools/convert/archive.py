@@ -9,6 +9,12 @@ reported as unsafe, because they mark a broken or hostile archive.
 A zip whose central directory is missing (a truncated download) cannot be listed at all:
 that is one clear `PosenetError`. A member whose data is cut short or corrupt fails when
 it is read: `MemberError`, a `Skip` that converters count as a skipped sample.
+
+Limits, so that a small hostile archive cannot take the machine: a source that is not a
+regular file or folder (a named pipe, /dev/zero) is refused; in a folder, entries that are not
+regular files (pipes, devices, sockets) are never opened and are counted as skipped; a member
+larger than `max_member_bytes` (declared or actually read) and an image whose header declares
+more than `max_pixels` are skipped before they are read or decoded.
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from posenet.core.errors import PosenetError
-from posenet.core.h5format import decode_image, encode_image
+from posenet.core.h5format import decode_image, encode_image, image_size
+
+MAX_MEMBER_MB = 64  # default member limit (the largest real member, a WIDER photo, is a few MB)
+MAX_MEGAPIXELS = 40  # default image limit (40 MP decode to 120 MB; the datasets' images are under 2 MP)
+IRREGULAR_REASON = "not a regular file (pipe, device or socket)"
 
 
 class Skip(Exception):
@@ -50,15 +60,42 @@ class Archive:
     names: list[str]
     unsafe: list[str] = field(default_factory=list)
     _zip: zipfile.ZipFile | None = None
+    irregular: list[str] = field(default_factory=list)  # folder entries that are no regular file
+    max_member_bytes: int = MAX_MEMBER_MB * 2**20
+    max_pixels: int = MAX_MEGAPIXELS * 10**6
 
     def read(self, name: str) -> bytes:
-        """The bytes of member `name`; `MemberError` when its data is unreadable."""
+        """The bytes of member `name`; `MemberError` when its data is unreadable, `Skip` when it
+        is larger than `max_member_bytes` (its declared size, or what it really inflates to)."""
+        limit = self.max_member_bytes
         try:
             if self._zip is not None:
-                return self._zip.read(name)
-            return (self.path / name).read_bytes()
+                if self._zip.getinfo(name).file_size > limit:
+                    raise Skip(self._too_large())
+                with self._zip.open(name) as handle:
+                    data = handle.read(limit + 1)  # a member whose header lies stops here
+            else:
+                path = self.path / name
+                if not path.is_file():
+                    raise Skip(IRREGULAR_REASON)
+                if path.stat().st_size > limit:
+                    raise Skip(self._too_large())
+                with open(path, "rb") as handle:
+                    data = handle.read(limit + 1)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError):
             raise MemberError("unreadable member (corrupt or truncated data)") from None
+        if len(data) > limit:
+            raise Skip(self._too_large())
+        return data
+
+    def _too_large(self) -> str:
+        return f"member larger than {self.max_member_bytes / 2**20:.3g} MB (--max-member-mb)"
+
+    def check_image_size(self, data: bytes) -> None:
+        """`Skip` when an image header declares more than `max_pixels`, before anything is decoded."""
+        size = image_size(data)
+        if size is not None and size[0] * size[1] > self.max_pixels:
+            raise Skip(f"image larger than {self.max_pixels / 10**6:g} megapixels (--max-megapixels)")
 
     def close(self) -> None:
         if self._zip is not None:
@@ -86,14 +123,18 @@ def _zip_archive(path: Path) -> Archive:
 
 def _folder_archive(path: Path) -> Archive:
     root = path.resolve()
-    names, unsafe = [], []
+    names, unsafe, irregular = [], [], []
     for directory, _, files in os.walk(path):
         for file in files:
             full = Path(directory) / file
             relative = full.relative_to(path).as_posix()
-            inside = full.resolve().is_relative_to(root)  # a link may point outside the folder
-            (names if inside else unsafe).append(relative)
-    return Archive(path, sorted(names), sorted(unsafe))
+            if not full.resolve().is_relative_to(root):  # a link may point outside the folder
+                unsafe.append(relative)
+            elif not full.is_file():  # a named pipe would block the first read for ever
+                irregular.append(relative)
+            else:
+                names.append(relative)
+    return Archive(path, sorted(names), sorted(unsafe), irregular=sorted(irregular))
 
 
 def open_archive(path: str | os.PathLike) -> Archive:
@@ -103,6 +144,8 @@ def open_archive(path: str | os.PathLike) -> Archive:
         return _folder_archive(path)
     if not path.exists():
         raise PosenetError(f"{path}: no such file or folder")
+    if not path.is_file():  # /dev/zero or a named pipe: reading would never end
+        raise PosenetError(f"{path}: not a regular file or folder (a pipe or device); give the .zip or its folder")
     return _zip_archive(path)
 
 
@@ -121,6 +164,7 @@ def read_image(archive: Archive, name: str) -> tuple[np.ndarray, np.ndarray]:
     (PNG frames, BMP) is re-encoded as JPEG by `h5format.encode_image`.
     """
     data = archive.read(name)
+    archive.check_image_size(data)
     try:
         rgb = decode_image(data, source=name)
     except PosenetError:

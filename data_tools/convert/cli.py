@@ -5,8 +5,10 @@ Each format module exposes a `Converter(archive, args)` with `source` (the file'
 `convert(item)` (a list of records, one per sample, each a dict of the HDF5 fields) and
 `attrs()` (extra file attributes). A converter raises `Skip(reason)` for an item it
 cannot use; the driver counts the reasons and prints them in the closing summary, or
-stops with one clear error under `--strict`. Unsafe member names (absolute, `..`) are
-never read and are counted the same way. The output is written atomically: it appears
+stops with one clear error under `--strict`. Unsafe member names (absolute, `..`), folder
+entries that are not regular files, members over `--max-member-mb`, images over
+`--max-megapixels` and records whose labels break the dataset's rules (non-finite, zero
+quaternion, inverted face box: `h5format.label_problems`) are counted the same way. The output is written atomically: it appears
 complete or not at all.
 """
 
@@ -21,11 +23,11 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-from data_tools.convert.archive import Archive, Skip, open_archive
+from data_tools.convert.archive import IRREGULAR_REASON, MAX_MEGAPIXELS, MAX_MEMBER_MB, Archive, Skip, open_archive
 from posenet.core.errors import PosenetError
 from posenet.core.fileio import check_writable
-from posenet.core.h5format import write_dataset
-from posenet.core.values import check_seed
+from posenet.core.h5format import label_problems, write_dataset
+from posenet.core.values import check_positive, check_seed
 
 FORMATS = {
     "aflw2000": "data_tools.convert.aflw2000",
@@ -58,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="fail on the first bad item instead of skipping and counting it")
     parser.add_argument("--seed", type=int, default=0, help="random crops and split (widerface)")
+    parser.add_argument("--max-member-mb", type=float, default=MAX_MEMBER_MB,
+                        help="skip (and count) archive members larger than this")
+    parser.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS,
+                        help="skip (and count) images whose header declares more pixels, before decoding them")
 
 
 def stack(records: list[Record]) -> dict[str, object]:
@@ -71,14 +77,15 @@ def convert_all(converter: Converter, archive: Archive, limit: int | None,
                 strict: bool) -> tuple[list[Record], Counter]:
     """Run the converter over its items; returns the records and the skip reasons."""
     skipped: Counter = Counter()
-    for name in archive.unsafe:
-        if strict:
-            raise PosenetError(f"{archive.path}: {name}: {UNSAFE_REASON}")
-        skipped[UNSAFE_REASON] += 1
+    for reason, names in ((UNSAFE_REASON, archive.unsafe), (IRREGULAR_REASON, archive.irregular)):
+        for name in names:
+            if strict:
+                raise PosenetError(f"{archive.path}: {name}: {reason}")
+            skipped[reason] += 1
     records: list[Record] = []
     for item in tqdm(converter.items(), desc=f"convert {converter.source}", unit="item"):
         try:
-            records += converter.convert(item)
+            records += [checked(record) for record in converter.convert(item)]
         except Skip as reason:
             if strict:
                 raise PosenetError(f"{archive.path}: {item}: {reason}") from None
@@ -88,6 +95,16 @@ def convert_all(converter: Converter, archive: Archive, limit: int | None,
     return records, skipped
 
 
+def checked(record: Record) -> Record:
+    """The record, or `Skip` when its labels break a dataset rule (non-finite values, a zero
+    quaternion, an inverted face box): such a sample is counted, never written."""
+    fields = {name: np.asarray(value)[None] for name, value in record.items() if name != "images"}
+    problems = label_problems(fields)
+    if problems:
+        raise Skip(problems[0][0].replace("field ", "label "))
+    return record
+
+
 def summary(out: Path, count: int, skipped: Counter) -> str:
     reasons = ", ".join(f"{n} {reason}" for reason, n in skipped.most_common())
     return f"wrote {count} samples to {out}; skipped {sum(skipped.values())}" + (f" ({reasons})" if reasons else "")
@@ -95,9 +112,13 @@ def summary(out: Path, count: int, skipped: Counter) -> str:
 
 def run(args: argparse.Namespace) -> None:
     check_seed(args.seed)
+    check_positive(args.max_member_mb, "--max-member-mb")
+    check_positive(args.max_megapixels, "--max-megapixels")
     check_writable(args.out, inputs=(args.source,))
     module = importlib.import_module(FORMATS[args.format])
     with open_archive(args.source) as archive:
+        archive.max_member_bytes = int(args.max_member_mb * 2**20)
+        archive.max_pixels = int(args.max_megapixels * 10**6)
         converter = module.Converter(archive, args)
         records, skipped = convert_all(converter, archive, args.limit, args.strict)
     if not records:

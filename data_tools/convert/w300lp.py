@@ -35,7 +35,7 @@ FLIP_TOLERANCE_DEG = 1.0
 
 def _points(values: object, name: str) -> np.ndarray:
     """A 68-point array given as 2x68 or 68x2 -> (68, 2); `Skip` otherwise."""
-    points = np.asarray(values, dtype=np.float64)
+    points = aflw2000.floats(values, name)
     if points.shape == (2, 68):
         points = points.T
     if points.shape != (68, 2) or not np.all(np.isfinite(points)):

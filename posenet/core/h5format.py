@@ -90,6 +90,41 @@ def encode_image(rgb: np.ndarray, lossy: bool = True, quality: int = 90) -> np.n
     return buffer.reshape(-1)
 
 
+JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG, JPEG or BMP header, without decoding; None for other data.
+
+    Lets readers refuse a huge image (a 187 KB PNG can declare 8000 x 8000 pixels, 3 GB decoded)
+    before the decoder allocates it.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"BM" and len(data) >= 26:
+        return abs(int.from_bytes(data[18:22], "little", signed=True)), abs(int.from_bytes(data[22:26], "little",
+                                                                                            signed=True))
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk the JPEG marker segments up to the first start-of-frame, which holds the size."""
+    at = 2
+    while at + 9 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in JPEG_SOF:
+            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return None
+
+
 def decode_image(buffer: np.ndarray | bytes, source: str = "image") -> np.ndarray:
     """Encoded buffer -> RGB uint8 (H, W, 3); one clear error when it is not an image."""
     data = np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, bytes) else np.asarray(buffer, np.uint8)

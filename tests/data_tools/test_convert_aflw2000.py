@@ -8,13 +8,16 @@ landmarks are the face model posed exactly, so every label has a known exact val
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import scipy.io
 
+from data_tools.convert import archive as archive_module
 from posenet.cli import main
 from posenet.core import geometry
 from posenet.core.facemodel import LANDMARKS_68
@@ -176,3 +179,74 @@ def test_shared_aflw2000_sample(shared_data, tmp_path, capsys):
         x0, y0, x1, y1 = data["rois"][i]
         assert x0 < data["coords"][i, 0] < x1 and y0 < data["coords"][i, 1] < y1
         assert 0.4 < data["coords"][i, 2] / (x1 - x0) < 1.5
+
+
+def write_folder(root: Path, members: dict[str, bytes]) -> Path:
+    for name, data in members.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_a_pipe_in_the_folder_is_skipped_and_a_device_source_refused(tmp_path, capsys):
+    """#14 item 5: a named pipe in the source folder, or /dev/zero as the source, hung `data convert`."""
+    source = write_folder(tmp_path / "src", aflw_members())
+    os.mkfifo(source / "AFLW2000" / "image00007.jpg")
+    assert convert("aflw2000", source, tmp_path / "out.h5") == 0
+    assert "wrote 3 samples" in (out := capsys.readouterr().out) and "1 not a regular file" in out
+    assert convert("aflw2000", Path("/dev/zero"), tmp_path / "zero.h5") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["posenet: error: /dev/zero: not a regular file or folder (a pipe or device); give the .zip or "
+                   "its folder"]
+
+
+def png_bytes_of_size(width: int, height: int) -> bytes:
+    return cv2.imencode(".png", np.zeros((height, width, 3), np.uint8))[1].tobytes()
+
+
+def test_members_and_images_over_the_limits_are_skipped_before_decoding(tmp_path, capsys, monkeypatch):
+    """#14 item 7: a 187 KB zip holding an 8000x8000 PNG took 3.2 GB; a 100 MiB member of a 120 KB zip 300 MB."""
+    members = aflw_members()
+    members["AFLW2000/image00005.jpg"] = png_bytes_of_size(8000, 8000)  # 64 MP, a few hundred KB as PNG
+    members["AFLW2000/image00005.mat"] = members["AFLW2000/image00000.mat"]
+    members["AFLW2000/image00006.jpg"] = bytes(3 * 2**20)  # 3 MB of zeros, a few KB zipped
+    members["AFLW2000/image00006.mat"] = members["AFLW2000/image00000.mat"]
+    source = write_zip(tmp_path / "big.zip", members)
+    decoded = []
+    original = archive_module.decode_image
+    monkeypatch.setattr(archive_module, "decode_image", lambda data, source: decoded.append(len(data)) or
+                        original(data, source=source))
+    assert convert("aflw2000", source, tmp_path / "out.h5", "--max-member-mb", "2") == 0
+    out = capsys.readouterr().out
+    assert "wrote 3 samples" in out and "1 image larger than 40 megapixels" in out
+    assert "1 member larger than 2 MB (--max-member-mb)" in out
+    assert len(decoded) == 3  # the huge image was never decoded
+    assert convert("aflw2000", source, tmp_path / "out2.h5", "--max-megapixels", "0.1") == 2  # 450x450 = 0.2 MP
+    assert "image larger than 0.1 megapixels" in capsys.readouterr().err
+
+
+def test_a_lying_member_header_stops_at_the_limit(tmp_path):
+    """A zip whose header declares a small size but inflates to more is skipped, never read whole."""
+    from data_tools.convert.archive import Skip, open_archive
+
+    path = write_zip(tmp_path / "a.zip", {"big.bin": bytes(2 * 2**20)})
+    with open_archive(path) as archive:
+        archive.max_member_bytes = 2**20
+        archive._zip.getinfo("big.bin").file_size = 10  # what a hostile header would say
+        with pytest.raises(Skip):  # zipfile stops at the declared size (then the CRC fails), or our limit does
+            archive.read("big.bin")
+
+
+def test_malformed_mat_and_non_finite_labels_are_skipped_and_counted(tmp_path, capsys):
+    """#14 items 8/9: a .mat with text for Pose_Para aborted the conversion; all-equal landmarks gave NaN
+    coords and an empty face box, which were written."""
+    members = aflw_members()
+    members["AFLW2000/image00001.mat"] = mat_bytes(Pose_Para=np.array(["not numbers"]), pt3d_68=np.zeros((3, 68)))
+    members["AFLW2000/image00002.mat"] = aflw_mat(*SAMPLES[2], pt3d_68=np.ones((3, 68)))
+    source = write_zip(tmp_path / "m.zip", members)
+    assert convert("aflw2000", source, tmp_path / "out.h5") == 0
+    out = capsys.readouterr().out
+    assert "wrote 1 samples" in out and "1 malformed Pose_Para in .mat" in out
+    assert "1 label 'coords' holds a non-finite value" in out or "1 label 'rois' holds an inverted" in out
+    data = read_dataset(tmp_path / "out.h5")
+    assert np.isfinite(data["coords"]).all()
