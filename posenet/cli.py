@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 from typing import NamedTuple, Sequence
@@ -87,8 +89,44 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Loads TensorFlow with the process's stderr (file descriptor 2) silenced.
+
+    TensorFlow 2.21 writes its oneDNN notice through absl before absl's logging is set up, so
+    TF_CPP_MIN_LOG_LEVEL does not hold it back: four lines came before every one-line error.
+    Python errors raised by the import still surface (they are exceptions, not stderr text).
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once, and never for the real finder's own lookups
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            load = spec.loader.exec_module
+            spec.loader.exec_module = lambda module: _silenced(load, module)
+        return spec
+
+
+def _silenced(load, module) -> None:
+    """Run `load(module)` with file descriptor 2 pointed at /dev/null."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            load(module)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _quiet_tensorflow() -> None:
+    """No TensorFlow log lines: the C++ log level for later messages, a silent import for the notices
+    printed while it loads (set before anything imports TensorFlow)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,5 +1,7 @@
 """The command line: every subcommand is listed, --help works, errors are one line."""
 
+import os
+
 import pytest
 
 from posenet import cli
@@ -70,3 +72,21 @@ def test_help_imports_no_tensorflow():
             "assert not loaded, sorted(loaded)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-400:]
+
+
+def test_an_error_after_tensorflow_loads_is_one_line_without_log_lines(tmp_path):
+    """#14 item 10: TensorFlow's oneDNN notice (four lines, printed before absl logging is set up, so
+    TF_CPP_MIN_LOG_LEVEL does not stop it) came before every error of a command that loads it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = tmp_path / "d.h5"
+    data.write_bytes(b"")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TF_")}
+    result = subprocess.run([sys.executable, "-m", "posenet", "train", "--model", "C1_NET", "--train", str(data),
+                             "--val", str(data)], capture_output=True, text=True, env=env, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"posenet: error: {data}: the validation file is the training "
+                                                  "file (leakage)"]
