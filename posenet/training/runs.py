@@ -109,7 +109,10 @@ class Run:
         return config
 
     def write_config(self, config: dict) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # e.g. --logdir /proc/runs, or a file where a folder must be
+            raise PosenetError(f"{self.path}: cannot create the run directory ({error.strerror})") from None
         with atomic_output(self.path / CONFIG) as tmp:
             tmp.write_text(json.dumps(config, indent=2))
 

@@ -138,3 +138,10 @@ def test_a_failed_attempt_removes_only_a_new_folder_without_a_saved_epoch(tmp_pa
     with pytest.raises(RuntimeError), old.attempt():
         raise RuntimeError("crash")
     assert (old.path / "config.json").exists()  # not made by this attempt: left alone
+
+
+def test_a_run_directory_that_cannot_be_created_is_one_line(tmp_path):
+    """#14 item 8: `posenet train --logdir /proc/runs` ended in a FileNotFoundError traceback."""
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PosenetError, match="cannot create the run directory"):
+        Run(tmp_path / "afile" / "run").write_config({"train": {}})
