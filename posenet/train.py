@@ -36,11 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", default=defaults.schedule,
                         help="constant; original (the rate drops 5x after 50/80 of the epochs); or cosine (decays to 5%% of --lr)")
     parser.add_argument("--weights", type=_optional, default=None,
-                        help="C_RESNET backbone: none, imagenet (from the Keras cache; never downloads) or a .h5 file")
+                        help="backbone weights: none; imagenet (C_RESNET: from the Keras cache, never downloads; "
+                             "C_MOBILENET, MOBILENET_QUAT: the installed offline package); or a local file "
+                             "(ResNet50 .h5, torchvision MobileNetV2 .pth)")
     parser.add_argument("--trainable-from", type=_optional, default=None,
                         help="C_RESNET: none (frozen backbone) or conv4_block4 (the original's partial unfreeze)")
     parser.add_argument("--cache-features", action=argparse.BooleanOptionalAction, default=None,
-                        help="train a frozen C_RESNET's head on cached backbone features (default: when frozen)")
+                        help="train a frozen backbone's head (C_RESNET, C_MOBILENET) on cached backbone features "
+                             "(default: when frozen)")
     parser.add_argument("--distribute", default=None, help="tf.distribute strategy: mirrored or multiworker")
     parser.add_argument("--seed", type=int, default=pipe.seed)
     parser.add_argument("--augment", action="store_true", help="in-plane rotation, mirror and photometric jitter")
@@ -49,12 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-photometric", dest="photometric", action="store_false", help="no colour jitter")
     parser.add_argument("--margin", type=float, default=pipe.margin, help="crop margin, share of the box side")
     parser.add_argument("--boxes", default=pipe.boxes, help="face boxes: file (rois) or dlib")
-    parser.add_argument("--normalization", default=pipe.normalization, help="resnet (caffe-style) or unit")
+    parser.add_argument("--normalization", default=None,
+                        help="resnet (caffe-style), unit ([0, 1]) or torch (torchvision's ImageNet); "
+                             "default: what the net expects (torch for the MobileNet nets, else resnet)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The study run the flags ask for: the run's own settings, the pipeline's and the net's."""
-    pipe = PipelineConfig(input_size=args.input_size, normalization=args.normalization, augment=args.augment,
+    normalization = args.normalization or model_entry(args.model).normalization
+    pipe = PipelineConfig(input_size=args.input_size, normalization=normalization, augment=args.augment,
                           rotation_deg=args.rotation_deg, flip=args.flip, photometric=args.photometric,
                           margin=args.margin, boxes=args.boxes, batch_size=args.batch_size, seed=args.seed)
     net = ModelConfig(input_size=args.input_size, weights=args.weights, trainable_from=args.trainable_from)

@@ -1,7 +1,7 @@
-"""The frozen C_RESNET's feature cache: backbone features computed once per dataset, on disk.
+"""The feature cache of a frozen backbone (C_RESNET, C_MOBILENET): features computed once per dataset, on disk.
 
 A fully frozen backbone gives the same features every epoch, so they are computed once (as
-.npy memory maps keyed by the file's content hash, input size, preprocessing and weights)
+.npy memory maps keyed by the net, the file's content hash, input size, preprocessing and weights)
 and the head alone trains on them, about 14x faster on a CPU. Never pickled.
 """
 
@@ -38,7 +38,7 @@ def feature_cache_path(path: str | Path, config: TrainConfig) -> Path:
     """
     pipe, given = config.pipeline, config.net.weights
     weights = given if given in (None, "imagenet") else file_digest(given)
-    key = json.dumps([file_digest(path), pipe.input_size, pipe.normalization, pipe.margin,
+    key = json.dumps([config.model, file_digest(path), pipe.input_size, pipe.normalization, pipe.margin,
                       pipe.boxes, weights, pipe.seed if given is None else None])
     return Path(config.logdir) / "feature_cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npy"
 

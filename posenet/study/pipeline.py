@@ -39,8 +39,9 @@ from posenet.core import geometry, h5format
 from posenet.core.errors import PosenetError
 from posenet.core.values import check_range, check_seed
 from posenet.training import rotations
+from posenet.training.imagenet import TORCH_MEAN_RGB, TORCH_STD_RGB
 
-NORMALIZATIONS = ("resnet", "unit")
+NORMALIZATIONS = ("resnet", "unit", "torch")  # caffe-style BGR minus mean; [0, 1]; torchvision's ImageNet
 BOX_SOURCES = ("file", "dlib")
 MAX_MARGIN = 2.0  # crop margin, share of the box side: beyond this the face is a speck in the crop
 PHOTOMETRIC = {"brightness": 0.15, "contrast": 0.3, "saturation": 0.3, "noise": 0.02}  # [0, 1] pixel scale
@@ -154,6 +155,8 @@ def normalize(pixels, normalization: str):
         import keras
 
         return keras.applications.resnet50.preprocess_input(pixels)
+    if normalization == "torch":
+        return (pixels / 255.0 - np.float32(TORCH_MEAN_RGB)) / np.float32(TORCH_STD_RGB)
     return pixels / 255.0
 
 

@@ -1,10 +1,10 @@
-"""Fit one study net (C1_NET, C2_NET, C_RESNET) on one loss, with full logging.
+"""Fit one study net (C1_NET, C2_NET, C_RESNET, C_MOBILENET, MOBILENET_QUAT) on one loss, with full logging.
 
 The run directory's format is `posenet.training.runs`'. Here: the strategy and learning-rate
 schedule, the callbacks (TensorBoard scalars, HParams, validation crops with their axes
 drawn, checkpoints, a BackupAndRestore state so an interrupted run resumes at the next
-epoch), and the fit itself, on the tf.data pipeline or, for a fully frozen C_RESNET, on its
-cached backbone features (`posenet.study.features`; no augmentation is possible then).
+epoch), and the fit itself, on the tf.data pipeline or, for a net with a frozen backbone
+(C_RESNET, C_MOBILENET), on its cached backbone features (`posenet.study.features`; no augmentation is possible then).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from posenet.study.config import TrainConfig, check_config
 from posenet.study.features import backbone_features, feature_batches
 from posenet.study.losses import LOSSES
 from posenet.study.metrics import study_metrics
-from posenet.study.nets import c_resnet
+from posenet.study.nets import frozen
 from posenet.training.registry import MODELS, build_model
 from posenet.training.runs import CONFIG, Run
 
@@ -68,24 +68,24 @@ def compile_model(model: keras.Model, config: TrainConfig) -> None:
 
 
 def build(config: TrainConfig) -> tuple[keras.Model, keras.Model]:
-    """(network, the part that is fitted): the whole network, or a frozen C_RESNET's head alone.
+    """(network, the part that is fitted): the whole network, or a frozen backbone's head alone.
 
     The fitted part comes compiled; call this inside the distribution strategy's scope.
     """
     network = build_model(config.model, config.net)
-    fitted = network.get_layer(c_resnet.HEAD) if wants_cache(config, network) else network
+    fitted = network.get_layer(frozen.HEAD) if wants_cache(config, network) else network
     compile_model(fitted, config)
     return network, fitted
 
 
 def wants_cache(config: TrainConfig, network: keras.Model) -> bool:
     """Whether to fit the head on cached backbone features: asked for, or by default when possible."""
-    frozen, trainable_from = c_resnet.is_frozen(network), config.net.trainable_from
-    if config.cache_features and not frozen:
-        raise PosenetError(f"--cache-features: only a fully frozen C_RESNET (--trainable-from none) can cache "
-                           f"backbone features, not {config.model}"
+    cacheable, trainable_from = frozen.is_frozen(network), config.net.trainable_from
+    if config.cache_features and not cacheable:
+        raise PosenetError(f"--cache-features: only a fully frozen backbone (C_RESNET with --trainable-from none, "
+                           f"C_MOBILENET) can cache its features, not {config.model}"
                            + (f" with --trainable-from {trainable_from}" if trainable_from else ""))
-    return frozen if config.cache_features is None else config.cache_features
+    return cacheable if config.cache_features is None else config.cache_features
 
 # --- callbacks ----------------------------------------------------------------------------
 def draw_axes(image: np.ndarray, rotvec: np.ndarray, thickness: int) -> None:
@@ -202,7 +202,7 @@ def prepare_run_dir(config: TrainConfig) -> Run:
 
 def fit(config: TrainConfig, network: keras.Model, fitted: keras.Model, train_data: h5format.Dataset,
         val_data: h5format.Dataset, extra: Sequence[keras.callbacks.Callback]) -> None:
-    """Fit the whole network on the pipeline, or a frozen C_RESNET's head on cached backbone features.
+    """Fit the whole network on the pipeline, or a frozen backbone's head on cached backbone features.
 
     An image TensorFlow cannot decode becomes one line naming its file, not a traceback from fit.
     """
@@ -223,9 +223,9 @@ def fit_datasets(config: TrainConfig, network: keras.Model, fitted: keras.Model,
         val = pipeline.make_dataset(val_data, config.pipeline, training=False)
     else:
         if config.pipeline.augment:
-            print("note: backbone features are cached (frozen C_RESNET), so augmentation is off; "
+            print(f"note: backbone features are cached (frozen {config.model} backbone), so augmentation is off; "
                   "pass --no-cache-features to augment")
-        backbone = network.get_layer(c_resnet.BACKBONE)
+        backbone = frozen.backbone_of(network)
         train = feature_batches(*backbone_features(backbone, train_data, config), config, training=True)
         val = feature_batches(*backbone_features(backbone, val_data, config), config, training=False)
     fitted.fit(train, validation_data=val, epochs=config.epochs, verbose=2, shuffle=False,

@@ -22,7 +22,7 @@ class ModelConfig:
     """What a builder needs to know; nets with a fixed contract input may ignore `input_size`."""
 
     input_size: int = 224  # square input side in pixels
-    weights: str | None = None  # C_RESNET backbone: None, "imagenet" or a local .h5/.keras file
+    weights: str | None = None  # backbone: None (random), "imagenet" or a local file (C_RESNET .h5, MobileNet .pth)
     trainable_from: str | None = None  # C_RESNET: None (frozen) or "conv4_block4"
     extras: dict = field(default_factory=dict)
 
@@ -30,12 +30,15 @@ class ModelConfig:
 class ModelEntry(NamedTuple):
     builder: str  # "module:function"
     task: str
+    normalization: str = "resnet"  # the input normalisation the net expects (the study pipeline's names)
 
 
 MODELS: dict[str, ModelEntry] = {
     "C1_NET": ModelEntry("posenet.study.nets.c1_net:build_c1_net", "rotvec"),
     "C2_NET": ModelEntry("posenet.study.nets.c2_net:build_c2_net", "rotvec"),
     "C_RESNET": ModelEntry("posenet.study.nets.c_resnet:build_c_resnet", "rotvec"),
+    "C_MOBILENET": ModelEntry("posenet.study.nets.c_mobilenet:build_c_mobilenet", "rotvec", "torch"),
+    "MOBILENET_QUAT": ModelEntry("posenet.study.nets.mobilenet_quat:build_mobilenet_quat", "rotvec", "torch"),
     "pose_net": ModelEntry("posenet.tracker.nets.pose_net:build_pose_net", "pose"),
     "localizer": ModelEntry("posenet.tracker.nets.localizer:build_localizer", "localizer"),
 }

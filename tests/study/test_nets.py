@@ -8,7 +8,7 @@ import pytest
 
 from posenet.core.errors import PosenetError
 from posenet.study.losses import rotvec_mse
-from posenet.study.nets import c_resnet
+from posenet.study.nets import c_resnet, frozen
 from posenet.training.registry import ModelConfig, build_model
 
 # DESIGN §5: about 2.63M, 5.45M and 25.8M parameters at 224 px.
@@ -47,15 +47,37 @@ def test_c2_net_runs_at_small_inputs():
 
 
 def test_c_resnet_is_frozen_by_default_and_partially_unfrozen_on_request():
-    frozen = build_model("C_RESNET", ModelConfig(input_size=32))
-    assert c_resnet.is_frozen(frozen)
-    assert frozen.get_layer(c_resnet.HEAD).trainable_weights
+    whole = build_model("C_RESNET", ModelConfig(input_size=32))
+    assert frozen.is_frozen(whole)
+    assert whole.get_layer(frozen.HEAD).trainable_weights
     partial = build_model("C_RESNET", ModelConfig(input_size=32, trainable_from="conv4_block4"))
     backbone = partial.get_layer(c_resnet.BACKBONE)
     trainable = {layer.name.split("_")[0] + "_" + layer.name.split("_")[1]
                  for layer in backbone.layers if layer.trainable and layer.weights}
     assert trainable == {"conv4_block4", "conv4_block5", "conv4_block6", "conv5_block1", "conv5_block2", "conv5_block3"}
-    assert not c_resnet.is_frozen(partial)
+    assert not frozen.is_frozen(partial)
+
+
+def test_c_mobilenet_is_frozen_and_mobilenet_quat_trains_its_backbone():
+    assert frozen.is_frozen(build_model("C_MOBILENET", ModelConfig(input_size=32)))
+    modern = build_model("MOBILENET_QUAT", ModelConfig(input_size=32))
+    assert not frozen.is_frozen(modern) and frozen.backbone_of(modern) is None
+    backbone = modern.get_layer("mobilenet_v2")
+    convolutions = [layer for layer in backbone.layers
+                    if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
+    assert len(convolutions) == 52
+    assert len(backbone.trainable_weights) == len(convolutions)  # BatchNorm frozen, in inference mode
+
+
+def test_mobilenet_quat_outputs_the_rotation_vector_of_its_quaternion():
+    """The quaternion layer's output: normalised, shortest arc, as geometry converts it."""
+    from posenet.core import geometry
+    from posenet.study.nets.mobilenet_quat import QuatToRotvec
+
+    quats = np.array([[0.1, -0.2, 0.3, 2.0], [0.0, 0.0, 0.0, 1.0], [0.3, 0.1, 0.0, -0.9]], np.float32)
+    got = np.asarray(QuatToRotvec()(quats))
+    unit = quats / np.linalg.norm(quats, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, geometry.quat_to_rotvec(unit), atol=1e-6)
 
 
 def test_c_resnet_weights_never_download(tmp_path, monkeypatch):

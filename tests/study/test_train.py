@@ -293,7 +293,8 @@ def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys, monkeypatch):
         "boxes 'haar': choose from file, dlib": ["--model", "C1_NET", "--boxes", "haar"],
         "normalization 'imagenet': choose from": ["--model", "C1_NET", "--normalization", "imagenet"],
         "--input-size 16: C_RESNET needs at least 32 pixels": ["--model", "C_RESNET", "--input-size", "16"],
-        "only a fully frozen C_RESNET (--trainable-from none) can cache backbone features, not C1_NET":
+        "only a fully frozen backbone (C_RESNET with --trainable-from none, C_MOBILENET) can cache its features, "
+        "not C1_NET":
             ["--model", "C1_NET", "--cache-features"],
         "--lr nan: must be a finite positive number": ["--model", "C1_NET", "--lr", "nan"],  # #14 item 9
         "--margin -5.0: must be a finite number from 0 to 2": ["--model", "C1_NET", "--margin", "-5"],

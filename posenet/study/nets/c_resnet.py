@@ -1,9 +1,7 @@
-"""C_RESNET: a ResNet50 backbone with the study head, as two nested models.
+"""C_RESNET: a ResNet50 backbone with the study head, as two nested models (`frozen`).
 
 ResNet50 (include_top=False) -> [BN -> ReLU -> Dropout 0.3 -> Dense(1024) per position ->
-Flatten -> Dropout 0.5 -> Dense(3)]. The backbone and the head are nested sub-models named
-`BACKBONE` and `HEAD`, so training can run the frozen backbone once, cache its features
-and fit the head alone, while the saved model is still one network from image to rotvec.
+Flatten -> Dropout 0.5 -> Dense(3)].
 
 Weights never download at run time: "imagenet" uses the file already in the Keras cache
 (or fails with one line saying how to pass a local file), a path loads local weights, and
@@ -18,12 +16,10 @@ from pathlib import Path
 import keras
 
 from posenet.core.errors import PosenetError
-from posenet.study.nets.c1_net import image_input, rotvec_head
+from posenet.study.nets.frozen import backbone_head_net
 from posenet.training.registry import ModelConfig
 
 BACKBONE = "resnet50"
-HEAD = "head"
-RESNET_DROPOUT = (0.3, 0.5)
 IMAGENET_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 # The original study also trained these stages: "conv4_block4" unfreezes conv4_block4..6 and stage 5.
 TRAINABLE_FROM = ("conv4_block4",)
@@ -88,21 +84,6 @@ def build_backbone(config: ModelConfig) -> keras.Model:
     return backbone
 
 
-def build_head(feature_shape: tuple[int, ...]) -> keras.Model:
-    """The C_RESNET head as its own model: backbone features (H, W, 2048) -> rotvec (3,)."""
-    features = keras.Input(feature_shape, name="features")
-    return keras.Model(features, rotvec_head(features, dropout=RESNET_DROPOUT), name=HEAD)
-
-
 def build_c_resnet(config: ModelConfig) -> keras.Model:
     """C_RESNET: image -> nested ResNet50 -> nested head -> rotvec (about 25.8M parameters at 224 px)."""
-    backbone = build_backbone(config)
-    head = build_head(tuple(backbone.output.shape[1:]))
-    inputs = image_input(config)
-    return keras.Model(inputs, head(backbone(inputs)), name="C_RESNET")
-
-
-def is_frozen(model: keras.Model) -> bool:
-    """True when `model` is a C_RESNET whose backbone has no trainable weight (features cacheable)."""
-    names = {layer.name for layer in model.layers}
-    return BACKBONE in names and not model.get_layer(BACKBONE).trainable_weights
+    return backbone_head_net(build_backbone(config), config, "C_RESNET")
