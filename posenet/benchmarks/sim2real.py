@@ -34,6 +34,7 @@ from posenet.core.errors import PosenetError
 from posenet.core.evaluation import select, summarize
 from posenet.core.fileio import atomic_output
 from posenet.core.paths import SHARED_DATA
+from posenet.core.protocol import protocol_of
 
 REAL_DEV = SHARED_DATA / "aflw2000_dev.h5"
 INPUT_SIZE = 64
@@ -114,8 +115,8 @@ def load_real(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     dataset = h5format.read_dataset(path)
     if "quats" not in dataset:
         raise PosenetError(f"{path}: field 'quats' is missing (no ground-truth pose)")
-    if "aflw" in str(dataset.attrs.get("source", "")).lower():
-        dataset, _ = select(dataset, "aflw2000")
+    if protocol_of(dataset):
+        dataset, _ = select(dataset, protocol_of(dataset))
     return patches_of(dataset), np.asarray(dataset["quats"], np.float64)
 
 

@@ -51,6 +51,12 @@ def all_mask(dataset: Dataset) -> np.ndarray:
     return np.ones(len(dataset), dtype=bool)
 
 
+def protocol_of(dataset: Dataset) -> str | None:
+    """The protocol a dataset's figures are reported under: "aflw2000" for an AFLW2000-3D file
+    (its `source` says so: the converter's and the dev split's), else None (every sample)."""
+    return "aflw2000" if "aflw2000" in str(dataset.attrs.get("source", "")).lower() else None
+
+
 PROTOCOLS: dict[str, Protocol] = {
     "all": Protocol("every sample", all_mask),
     "aflw2000": Protocol(f"raw Pose_Para |pitch|, |yaw|, |roll| <= {AFLW_LIMIT_DEG:g} deg "

@@ -79,7 +79,8 @@ def error_vs_yaw(errors: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> 
     return _save(figure, path)
 
 
-def cumulative_error(errors: Mapping[str, Mapping[str, np.ndarray]], path: Path) -> Path:
+def cumulative_error(errors: Mapping[str, Mapping[str, np.ndarray]], path: Path,
+                     faces: str = "held-out test split") -> Path:
     """Share of samples with geodesic error <= x, per predictor; failures count as never reached."""
     figure, axis = plt.subplots(figsize=(7, 4))
     thresholds = np.linspace(0.0, CDF_MAX_DEG, 181)
@@ -88,9 +89,9 @@ def cumulative_error(errors: Mapping[str, Mapping[str, np.ndarray]], path: Path)
         axis.plot(thresholds, [(geodesic <= t).mean() for t in thresholds], label=name)
     axis.axvline(10.0, color="grey", lw=0.8, ls=":")
     axis.set_xlabel("geodesic error threshold (deg)")
-    axis.set_ylabel("share of test samples")
+    axis.set_ylabel("share of samples")
     axis.set_ylim(0, 1)
-    axis.set_title("Cumulative error distribution (dotted: the acc@10 deg threshold)")
+    axis.set_title(f"Cumulative error, {faces} (dotted: the acc@10 deg threshold)", fontsize=10)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, ncol=2, loc="lower right")
     return _save(figure, path)

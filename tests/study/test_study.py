@@ -1,4 +1,4 @@
-"""`posenet study --smoke`: all six arms end to end, TensorBoard events, resume, atomic results."""
+"""`posenet study --smoke`: every arm end to end, real-face columns, TensorBoard events, resume, atomic results."""
 
 from __future__ import annotations
 
@@ -15,14 +15,26 @@ from posenet.core import h5format
 from posenet.core.errors import PosenetError
 from posenet.study import command as study
 
-FIRST_ARMS = "C1_NET"  # the first invocation trains these two arms, the second the other four
+FIRST_ARMS = "C1_NET"  # the first invocation trains these two arms, the second the others
+N_REAL = 12
+
+
+def stand_in_real_faces(path: Path) -> Path:
+    """A small file that says it is AFLW2000-3D (so the study applies that protocol): rendered faces."""
+    import h5py
+
+    synth.write_synth(path, synth.SynthConfig(size=64), N_REAL, seed=77)
+    with h5py.File(path, "a") as handle:
+        handle.attrs["source"] = "AFLW2000-3D stand-in for the tests"
+    return path
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> dict:
     """Run the smoke study twice: a subset first (an "interrupted" study), then all arms."""
     root = tmp_path_factory.mktemp("study")
-    base = ["study", "--smoke", "--workdir", str(root / "work"), "--results", str(root / "results")]
+    real = stand_in_real_faces(root / "real.h5")
+    base = ["study", "--smoke", "--workdir", str(root / "work"), "--results", str(root / "results"), "--real", str(real)]
     assert cli.main([*base, "--arms", FIRST_ARMS]) == 0
     runs = root / "work" / "runs"
     first = {arm: os.stat(runs / arm / "best.keras").st_mtime_ns for arm in ("C1_NET-mse", "C1_NET-geodesic")}
@@ -35,23 +47,32 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_csv_has_all_six_arms_and_the_mean_row(smoke):
+def test_csv_has_every_arm_and_the_mean_row_on_both_face_kinds(smoke):
     rows = _rows(smoke["results"] / "study.csv")
     assert tuple(rows[0]) == study.CSV_COLUMNS
     arms = {f"{row['model']}-{row['loss']}" for row in rows if row["model"] in study.MODELS}
-    assert arms == set(study.ARMS)
+    assert arms == set(study.ARMS) and "MOBILENET_QUAT-geodesic" in arms and "C_MOBILENET-mse" in arms
     assert any(row["model"] == "mean" for row in rows)
     for row in rows:
         assert float(row["mae"]) >= 0 and 0 <= float(row["acc10"]) <= 1
+        assert float(row["real_mae"]) >= 0 and 0 <= float(row["real_acc10"]) <= 1 and row["real_failures"] == "0"
         if row["model"] in study.MODELS:
             assert int(row["params"]) > 0 and float(row["train_time_s"]) > 0
+    weights = {row["model"]: row["weights"] for row in rows}
+    assert weights == {"C1_NET": "scratch", "C2_NET": "scratch", "C_RESNET": "random, frozen",
+                       "C_MOBILENET": "ImageNet, frozen", "MOBILENET_QUAT": "ImageNet, fine-tuned", "mean": "-"}
 
 
 def test_markdown_and_plots_are_written(smoke):
     text = (smoke["results"] / "study.md").read_text()
     assert "accuracy@10deg" in text and "leakage" in text and "tensorboard --logdir" in text
-    assert text.count("| C") == 6 and "| mean |" in text
-    for name in ("learning_curves.png", "error_vs_yaw.png", "cumulative_error.png"):
+    synthetic, real = text.split("## On real faces")
+    for table in (synthetic, real):
+        assert table.count("| C") == 8 and table.count("| MOBILENET_QUAT † | geodesic |") == 1
+        assert "| mean |" in table
+    assert f"**{N_REAL} real faces**" in real and "Transfer learning, in one line:** On synthetic faces" in text
+    assert "frozen random features (C_RESNET offline)" in text and "frozen ImageNet features (C_MOBILENET)" in text
+    for name in ("learning_curves.png", "error_vs_yaw.png", "cumulative_error.png", study.REAL_PLOT):
         assert (smoke["results"] / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -68,7 +89,7 @@ def _event_tags(directory: Path) -> tuple[set[str], set[str]]:
     return tags, plugins
 
 
-def test_tensorboard_events_for_six_runs(smoke):
+def test_tensorboard_events_for_every_run(smoke):
     for arm in study.ARMS:
         tags, plugins = _event_tags(smoke["runs"] / arm)
         assert "epoch_loss" in tags, arm
@@ -123,11 +144,12 @@ def test_interrupted_results_writing_leaves_whole_files(smoke, monkeypatch):
 def test_a_subset_study_does_not_replace_the_full_report(smoke, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # the default --results is results/ relative to here
     workdir = smoke["root"] / "work"
-    assert cli.main(["study", "--smoke", "--workdir", str(workdir), "--arms", "C1_NET-mse"]) == 0
+    assert cli.main(["study", "--smoke", "--workdir", str(workdir), "--arms", "C1_NET-mse", "--no-real"]) == 0
     assert not (tmp_path / "results").exists()
     assert [row["model"] for row in _rows(workdir / "results" / "study.csv")] == ["C1_NET", "mean"]
     report = (workdir / "results" / "study.md").read_text()
     assert "`posenet study --preset tiny --arms C1_NET-mse`" in report and "C2_NET 1" not in report
+    assert "**Real faces:** not evaluated" in report
     assert str(workdir / "results" / "study.md") in capsys.readouterr().out
 
 
@@ -179,3 +201,27 @@ def test_a_preset_arm_stores_the_settings_it_always_stored(tmp_path):
                 "boxes": "file", "normalization": "resnet"}
     assert list(config.settings().items()) == list(expected.items())
     assert config.run_dir == tmp_path / "runs" / "C_RESNET-geodesic" and config.net.input_size == 64
+
+
+def test_the_modern_arm_gets_its_own_size_rate_weights_and_normalisation(tmp_path):
+    splits = {"train": tmp_path / "t.h5", "val": tmp_path / "v.h5"}
+    config = study.PRESETS["quick"].train_config("MOBILENET_QUAT-geodesic", splits, tmp_path / "runs", "r50.h5")
+    settings = config.settings()
+    assert (settings["input_size"], settings["learning_rate"], settings["weights"], settings["normalization"]) == (
+        study.MOBILENET_INPUT, study.FINE_TUNE_RATE, "imagenet", "torch")
+    scratch = study.PRESETS["quick"].train_config("C2_NET-mse", splits, tmp_path / "runs", "r50.h5").settings()
+    assert scratch["weights"] is None and scratch["normalization"] == "resnet" and scratch["input_size"] == 64
+    assert study.parse_arms("MOBILENET_QUAT") == ["MOBILENET_QUAT-geodesic"]
+
+
+def test_real_faces_default_to_the_dev_split_and_say_so(tmp_path, monkeypatch, capsys):
+    from posenet.core import paths
+
+    monkeypatch.setattr(paths, "SHARED_DATA", tmp_path)
+    assert study.default_real(None, True) is None and "real faces: none" in capsys.readouterr().out
+    (tmp_path / study.DEV_SPLIT).write_bytes(b"")
+    assert study.default_real(None, True) == tmp_path / study.DEV_SPLIT
+    assert "AFLW2000-3D dev split" in capsys.readouterr().out
+    assert study.default_real(None, False) is None
+    with pytest.raises(PosenetError, match="--real nowhere.h5: no such file"):
+        study.default_real("nowhere.h5", True)
