@@ -6,6 +6,10 @@ tf2onnx converts a `tf.function` with an explicit input signature (opset 17). Va
   only the contract's outputs, in the contract's order; the pose net carries
   `model_version` 4 and the doc string Opentrack's own file has. The file is re-checked with
   `posenet.tracker.contract` before it is kept.
+- `--opentrack --int8`: that float file, checked as above, then quantised by ONNX Runtime
+  (`posenet.quantize`), calibrated on the inputs the tracker would feed (patches cut from the
+  run's validation file, or --data), re-checked against the contract and written instead; the
+  export prints the int8 model's difference from the float one and the speed-up.
 - `--full` (the default for tracker nets): Keras' NHWC input with a dynamic batch, every output.
 - study runs (task "rotvec"): input NHWC float32 [N, S, S, 3], already normalised as the run's
   pipeline does; output `rotvec`; metadata_props `posenet_task=rotvec`, `input_size`,
@@ -18,6 +22,7 @@ file is written atomically, so a failed check leaves nothing behind.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import keras
@@ -27,6 +32,7 @@ import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 
+from posenet import quantize
 from posenet.core import h5format
 from posenet.core.errors import PosenetError
 from posenet.core.fileio import atomic_output, check_writable
@@ -128,14 +134,39 @@ def parity(net: keras.Model, path: Path, inputs: np.ndarray, nchw: bool) -> dict
 
 # --- the command -----------------------------------------------------------------------------
 
-def export_run(run_dir: str | Path, out: str | Path, variant: str, data: str | Path | None = None) -> dict:
-    """Export a run to `out` ("opentrack" or "full"), check it, and return a summary dict."""
+def calibration_inputs(data: Path, task: str, config: dict) -> np.ndarray:
+    """The int8 calibration inputs (N, H, W): the tracker's inputs from the first samples of `data`."""
+    if not data.is_file():
+        raise PosenetError(f"{data}: no such dataset file; --int8 calibrates on rendered crops "
+                           "(the run's validation file or --data FILE)")
+    return real_inputs(data, task, config, quantize.CALIBRATION_SAMPLES)[..., 0]
+
+
+def quantized(float_path: Path, out: Path, task: str, inputs: np.ndarray) -> dict[str, float]:
+    """Replace the checked float file `float_path` by its int8 version, re-checked; return `quantize.compare`."""
+    with tempfile.TemporaryDirectory(prefix="posenet-export-") as work:
+        kept = Path(work) / "float.onnx"
+        kept.write_bytes(float_path.read_bytes())
+        quantize.quantize(kept, float_path, inputs)
+        try:
+            contract.require_contract(float_path, task)
+        except PosenetError as error:
+            raise PosenetError(f"{out}: the int8 model breaks the contract ({error})") from None
+        return quantize.compare(task, kept, float_path, inputs)
+
+
+def export_run(run_dir: str | Path, out: str | Path, variant: str, data: str | Path | None = None,
+               int8: bool = False) -> dict:
+    """Export a run to `out` ("opentrack" or "full"; int8 only with "opentrack"), check it, return a summary."""
     net, config = load_run(run_dir)
     task = model_entry(config["train"]["model"]).task
     if variant == "opentrack" and task not in OPENTRACK_OUTPUTS:
         raise PosenetError(f"{run_dir}: --opentrack needs a pose_net or localizer run, this one is {task}")
+    if int8 and variant != "opentrack":
+        raise PosenetError(f"{run_dir}: --int8 quantises Opentrack's contract; add --opentrack (pose_net or localizer runs)")
     out = check_writable(out)
     data = Path(data) if data else Path(config["train"].get("val", ""))
+    calibration = calibration_inputs(data, task, config) if int8 else None
     real = real_inputs(data, task, config, REAL_SAMPLES) if data.is_file() else np.zeros((0, *net.input_shape[1:]), np.float32)
     inputs = np.concatenate([random_inputs(net.input_shape[1:], RANDOM_SAMPLES), real]).astype(np.float32)
 
@@ -164,7 +195,8 @@ def export_run(run_dir: str | Path, out: str | Path, variant: str, data: str | P
             raise PosenetError(f"{out}: ONNX differs from Keras by {worst:.2e} on '{name}' (tolerance {PARITY_TOLERANCE:g})")
         if variant == "opentrack":
             contract.require_contract(tmp, task)
-    return {"out": out, "task": task, "variant": variant, "outputs": list(differences), "max_abs_diff": worst,
+        int8_figures = quantized(tmp, out, task, calibration) if int8 else None
+    return {"int8": int8_figures, "out": out, "task": task, "variant": variant, "outputs": list(differences), "max_abs_diff": worst,
             "per_output": differences, "random": RANDOM_SAMPLES, "real": len(real), "data": data if len(real) else None}
 
 
@@ -176,14 +208,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="Opentrack's contract: input x [1,1,H,W], contract outputs, version 4 (tracker nets)")
     variant.add_argument("--full", action="store_true", help="NHWC input, dynamic batch, every output (default)")
     parser.add_argument("--data", default=None,
-                        help="dataset file for the real-input parity check (default: the run's validation file)")
+                        help="dataset file for the real-input parity check and the --int8 calibration "
+                             "(default: the run's validation file)")
+    parser.add_argument("--int8", action="store_true",
+                        help="with --opentrack: ONNX Runtime static int8 quantisation, calibrated on --data; "
+                             "prints the difference from the float model and the speed-up")
 
 
 def run(args: argparse.Namespace) -> None:
-    summary = export_run(args.run, args.out, "opentrack" if args.opentrack else "full", args.data)
+    summary = export_run(args.run, args.out, "opentrack" if args.opentrack else "full", args.data, args.int8)
     for name, difference in summary["per_output"].items():
         print(f"  {name:22s} max |ONNX - Keras| = {difference:.2e}")
     source = f"{summary['real']} real from {summary['data']}" if summary["real"] else "no real inputs (no --data)"
     checked = "; Opentrack contract ok" if summary["variant"] == "opentrack" else ""
+    if summary["int8"] is not None:
+        print(f"  {quantize.summary_line(summary['task'], summary['int8'])}; int8 contract ok")
+        checked = f"; Opentrack contract ok; int8, calibrated on {summary['int8']['inputs']} inputs from {summary['data']}"
     print(f"wrote {summary['out']} ({summary['variant']}, task {summary['task']}, {len(summary['outputs'])} outputs; "
           f"parity {summary['max_abs_diff']:.1e} <= {PARITY_TOLERANCE:g} on {summary['random']} random + {source}{checked})")

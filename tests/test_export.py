@@ -1,8 +1,10 @@
-"""End to end: `posenet train` a tracker net for one tiny epoch, `posenet export`, check contract and parity."""
+"""End to end: `posenet train` a tracker net for one tiny epoch, `posenet export` (float and --int8),
+check contract and parity."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -10,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from tracker_fixtures import face_file, scene_file
 
-from posenet import evaluate, export
+from posenet import evaluate, export, quantize
 from posenet.cli import main
 from posenet.core import geometry, h5format
 from posenet.core.errors import PosenetError
@@ -84,6 +86,8 @@ def test_study_run_exports_rotvec(tmp_path):
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][1:] == [32, 32, 3]
     with pytest.raises(PosenetError, match="--opentrack needs a pose_net or localizer run"):
         export.export_run(run, tmp_path / "no.onnx", "opentrack")
+    assert main(["export", run, "--out", str(tmp_path / "no.onnx"), "--opentrack", "--int8"]) == 2
+    assert not (tmp_path / "no.onnx").exists()
 
     # `posenet evaluate` runs the ONNX file with the run's own preprocessing (from the metadata)
     test_file = face_file(tmp_path / "test.h5", 6, seed=3)
@@ -98,3 +102,45 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "x.onnx")]) == 2
     assert "no such run directory" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+INT8_LINE = re.compile(r"int8 quaternion vs float over (\d+) patches: mean ([\d.]+) deg, max ([\d.]+) deg; "
+                       r"single-thread ms per input: float ([\d.]+), int8 ([\d.]+) \(speed-up ([\d.]+)x\); "
+                       r"size (\d+) KiB -> (\d+) KiB")
+
+
+def test_int8_pose_export(pose_run, tmp_path, capsys):
+    out = tmp_path / "pose_int8.onnx"
+    assert main(["export", pose_run, "--out", str(out), "--opentrack", "--int8"]) == 0
+    printed = capsys.readouterr().out
+    match = INT8_LINE.search(printed)
+    assert match and "int8 contract ok" in printed, printed
+    count, mean, worst, float_ms, int8_ms, speedup, float_kib, int8_kib = (float(v) for v in match.groups())
+    assert count == 4 and 0 <= mean <= worst and float_ms > 0 and int8_ms > 0 and speedup > 0  # 4 = the val file
+    assert contract.check_pose_model(out) == []
+    assert int8_kib < float_kib and round(out.stat().st_size / 1024) == int8_kib
+    model = onnx.load(str(out))
+    assert any(node.op_type == "QuantizeLinear" for node in model.graph.node)
+    assert model.model_version == contract.POSE_MODEL_VERSION and model.doc_string == contract.POSE_DOC_STRING
+    assert {p.key: p.value for p in model.metadata_props}["quantized"] == "int8"
+    assert list(tmp_path.iterdir()) == [out]  # nothing temporary left beside it
+
+
+def test_int8_localizer_export(localizer_run, tmp_path):
+    out = tmp_path / "localizer_int8.onnx"
+    figures = export.export_run(localizer_run, out, "opentrack", int8=True)["int8"]
+    assert contract.check_localizer(out) == []
+    assert figures["int8_bytes"] < figures["float_bytes"] and figures["logit_max"] >= figures["logit_mean"] >= 0
+    assert np.isfinite(figures["box_max"]) and "quaternion" not in quantize.summary_line("localizer", figures)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "--int8 quantises Opentrack's contract; add --opentrack"),
+    (["--opentrack", "--data", "missing.h5"], "missing.h5: no such dataset file; --int8 calibrates on rendered crops"),
+])
+def test_int8_bad_input_is_one_line(pose_run, tmp_path, capsys, extra, message):
+    out = tmp_path / "x.onnx"
+    assert main(["export", pose_run, "--out", str(out), "--int8", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not out.exists()
