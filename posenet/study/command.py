@@ -23,6 +23,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -302,7 +303,7 @@ def default_real(real: str | None, use_real: bool) -> Path | None:
         if not Path(real).is_file():
             raise PosenetError(f"--real {real}: no such file (convert a real dataset with posenet data convert)")
         return Path(real)
-    dev = SHARED_DATA / DEV_SPLIT
+    dev = Path(os.path.relpath(SHARED_DATA / DEV_SPLIT))  # ../shared/... in reports, not this machine's path
     if dev.is_file():
         print(f"real faces: {dev} (the AFLW2000-3D dev split in ../shared; --real FILE picks another, --no-real none)")
         return dev

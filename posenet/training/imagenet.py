@@ -35,7 +35,7 @@ TORCH_MEAN_RGB = (0.485, 0.456, 0.406)
 TORCH_STD_RGB = (0.229, 0.224, 0.225)
 TORCH_BN_EPSILON = 1e-5
 N_CLASSES = 1000
-PARAMETERS = 3_538_984  # keras.applications.MobileNetV2(alpha=1.0) with its top; the checkpoint's count
+PARAMETERS = 3_538_984  # keras.applications.MobileNetV2(alpha=1.0) with its top; the checkpoint's count (tests)
 N_BLOCKS = 17  # inverted residual blocks: Keras "expanded_conv_" then "block_1_" .. "block_16_"
 
 
@@ -140,13 +140,23 @@ def converted_weights(checkpoint: str | Path | None = None) -> dict[str, list[np
         except (OSError, ValueError, KeyError):
             print(f"{cache}: unreadable cache, converting {path} again")
     weights = keras_weights(torch_legacy.read_state_dict(path))
-    count = sum(w.size for ws in weights.values() for w in ws)
-    if count != PARAMETERS:
-        raise PosenetError(f"{path}: {count} parameters, MobileNetV2 (alpha 1.0) has {PARAMETERS}")
+    check_shapes(weights, path)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(cache) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **{f"{name}/{i}": w for name, ws in weights.items() for i, w in enumerate(ws)})
     return weights
+
+
+def check_shapes(weights: dict[str, list[np.ndarray]], path: Path) -> None:
+    """One line unless every converted array has the shape of Keras' MobileNetV2 (alpha 1.0) weight
+    it is meant for (checked before anything is cached)."""
+    reference = keras.applications.MobileNetV2(weights=None, include_top=True, classes=N_CLASSES)
+    for name, arrays in weights.items():
+        expected = [tuple(w.shape) for w in reference.get_layer(name).weights]
+        if [a.shape for a in arrays] != expected:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise PosenetError(f"{path}: layer {name} gets weights of shape {shapes}, not MobileNetV2's "
+                               f"(alpha 1.0) {', '.join(str(e) for e in expected)}")
 
 
 def _read_cache(cache: Path) -> dict[str, list[np.ndarray]]:

