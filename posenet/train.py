@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="constant; original (the rate drops 5x after 50/80 of the epochs); or cosine (decays to 5%% of --lr)")
     parser.add_argument("--weights", type=_optional, default=None,
                         help="backbone weights: none; imagenet (C_RESNET: from the Keras cache, never downloads; "
-                             "C_MOBILENET, MOBILENET_QUAT: the installed offline package); or a local file "
+                             "C_MOBILENET, MOBILENET_QUAT, pose_mobilenet: the installed offline package); or a local file "
                              "(ResNet50 .h5, torchvision MobileNetV2 .pth)")
     parser.add_argument("--trainable-from", type=_optional, default=None,
                         help="C_RESNET: none (frozen backbone) or conv4_block4 (the original's partial unfreeze)")
@@ -75,7 +75,7 @@ def tracker_config_from_args(args: argparse.Namespace) -> TrackerTrainConfig:
     from posenet.tracker.train import TrackerTrainConfig
 
     return TrackerTrainConfig(model=args.model, train=str(args.train), val=str(args.val), logdir=args.logdir,
-                              run_name=args.run_name, epochs=args.epochs, learning_rate=args.lr,
+                              run_name=args.run_name, epochs=args.epochs, learning_rate=args.lr, weights=args.weights,
                               data=tracker_data.TrackerDataConfig(batch_size=args.batch_size, seed=args.seed))
 
 

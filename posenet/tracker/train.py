@@ -31,7 +31,7 @@ from posenet.core.errors import PosenetError
 from posenet.core.fileio import private_tempdir
 from posenet.core.values import check_positive, check_seed
 from posenet.tracker import data as tracker_data
-from posenet.training.registry import build_model, model_entry
+from posenet.training.registry import ModelConfig, build_model, model_entry
 from posenet.training.rotations import conjugate, quat_angle, quat_to_rotvec, relative_quat
 from posenet.training.runs import CONFIG, Run, check_run_name, check_splits
 
@@ -114,13 +114,14 @@ class TrackerTraining(keras.Model):
 class TrackerTrainConfig:
     """Everything one tracker training run depends on; `data` holds the batch size and the seed."""
 
-    model: str  # "pose_net" or "localizer"
+    model: str  # "pose_net", "pose_mobilenet" or "localizer"
     train: str
     val: str
     logdir: str = "runs"
     run_name: str | None = None  # default: the model's name
     epochs: int = 10
     learning_rate: float = 1e-4  # cosine decay to MIN_LR_FRACTION of it over the run
+    weights: str | None = None  # pose_mobilenet's trunk: None (random), "imagenet" or a legacy .pth file
     data: tracker_data.TrackerDataConfig = field(default_factory=tracker_data.TrackerDataConfig)
 
     @property
@@ -131,7 +132,7 @@ class TrackerTrainConfig:
         """config.json's "train" (its "tracker_data" is `data` whole)."""
         return {"model": self.model, "task": model_entry(self.model).task, "train": self.train, "val": self.val,
                 "epochs": self.epochs, "batch_size": self.data.batch_size, "learning_rate": self.learning_rate,
-                "seed": self.data.seed}
+                "seed": self.data.seed, "weights": self.weights}
 
 
 def check_config(config: TrackerTrainConfig) -> str:
@@ -164,7 +165,7 @@ def fit_tracker_model(config: TrackerTrainConfig) -> Path:
     with run.attempt(), private_tempdir("autograph"):
         prepare_run_dir(run, config)
         keras.utils.set_random_seed(config.data.seed)
-        net = build_model(config.model)
+        net = build_model(config.model, ModelConfig(weights=config.weights))
         model = TrackerTraining(net, task)
         model.build(net.input_shape)  # BackupAndRestore restores into a built model only
         schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps,

@@ -40,6 +40,7 @@ MODELS: dict[str, ModelEntry] = {
     "C_MOBILENET": ModelEntry("posenet.study.nets.c_mobilenet:build_c_mobilenet", "rotvec", "torch"),
     "MOBILENET_QUAT": ModelEntry("posenet.study.nets.mobilenet_quat:build_mobilenet_quat", "rotvec", "torch"),
     "pose_net": ModelEntry("posenet.tracker.nets.pose_net:build_pose_net", "pose"),
+    "pose_mobilenet": ModelEntry("posenet.tracker.nets.pose_mobilenet:build_pose_mobilenet", "pose"),
     "localizer": ModelEntry("posenet.tracker.nets.localizer:build_localizer", "localizer"),
 }
 

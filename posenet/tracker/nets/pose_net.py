@@ -99,10 +99,19 @@ def backbone(x, blocks: tuple[tuple[int, int], ...] = BLOCKS, squeeze: int = SQU
 
 def build_pose_net(config: ModelConfig) -> keras.Model:
     """The pose network on (129, 129, 1) NHWC patches; `config.input_size` is ignored (fixed by the contract)."""
-    inputs = keras.Input((POSE_INPUT_SIZE, POSE_INPUT_SIZE, 1), name="x")
-    features = backbone(inputs)
+    inputs = pose_input()
+    return keras.Model(inputs, pose_outputs(backbone(inputs)), name="pose_net")
+
+
+def pose_input() -> keras.KerasTensor:
+    """The contract's input: brightness-normalised grey patches, (129, 129, 1) NHWC, named "x"."""
+    return keras.Input((POSE_INPUT_SIZE, POSE_INPUT_SIZE, 1), name="x")
+
+
+def pose_outputs(features) -> dict:
+    """The contract's outputs (and the auxiliary keypoints) from one feature vector."""
     detached = StopGradient(name="uncertainty_features")(features)
-    outputs = {
+    return {
         "quat": CanonicalQuat(name="quat")(layers.Dense(4, bias_initializer=IDENTITY_QUAT, name="quat_raw")(features)),
         "pos_size": layers.Dense(3, name="pos_size")(features),
         "box": layers.Dense(4, name="box")(features),
@@ -113,4 +122,3 @@ def build_pose_net(config: ModelConfig) -> keras.Model:
         "pos_size_scales_tril": LowerTriangular(name="pos_size_scales_tril")(
             layers.Dense(9, name="pos_size_scales_raw")(detached)),
     }
-    return keras.Model(inputs, outputs, name="pose_net")
