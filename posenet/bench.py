@@ -25,12 +25,14 @@ BENCHMARKS = {
     "feature-cache": ("posenet.benchmarks.feature_cache:benchmark", "Frozen C_RESNET: cached vs recomputed features"),
     "pnp": ("posenet.benchmarks.pnp:benchmark", "dlib detection, landmarks and PnP: ms per 640x480 frame"),
     "tracker": ("posenet.benchmarks.tracker:benchmark", "Tracker frames/s on 640x480 video, 1 thread"),
+    "steadiness": ("posenet.benchmarks.steadiness:benchmark", "Tracker steadiness: frame-to-frame rotation "
+                   "on a near-still head"),
     "sim2real": ("posenet.benchmarks.sim2real:benchmark", "Sim-to-real proxy: a fixed net trained on rendered faces, "
                  "scored on real ones"),
     "sim2real-ablation": ("posenet.benchmarks.sim2real:ablation", "Sim-to-real proxy, one row per renderer change"),
 }
 ON_REQUEST = ("sim2real-ablation",)  # hours at the full budget: run only when named
-OPTIONS = {"real": "real", "json": "json_path"}  # flag dest -> keyword of the benchmarks that take it
+OPTIONS = {"real": "real", "json": "json_path", "pose": "pose"}  # flag dest -> keyword of the benchmarks that take it
 RESULTS_DIR = Path("results")
 
 
@@ -42,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", type=Path, default=None,
                         help="sim2real: real dataset file to score on (default: ../shared/data/aflw2000_dev.h5)")
     parser.add_argument("--json", type=Path, default=None, help="sim2real: also write its figures to this JSON file")
+    parser.add_argument("--pose", type=Path, default=None,
+                        help="steadiness: our pose net to measure (default: work/models/pose_net.onnx)")
 
 
 def _load(spec: str):
@@ -78,7 +82,9 @@ def run(args: argparse.Namespace) -> None:
     functions = {name: _load(BENCHMARKS[name][0]) for name in names}
     for dest in OPTIONS:
         if getattr(args, dest) is not None and not any(_options(f, args) for f in functions.values()):
-            raise PosenetError(f"--{dest}: none of {', '.join(names)} takes it (sim2real does)")
+            takers = [name for name, (spec, _) in BENCHMARKS.items() if OPTIONS[dest] in
+                      inspect.signature(_load(spec)).parameters]
+            raise PosenetError(f"--{dest}: none of {', '.join(names)} takes it ({', '.join(takers)} does)")
     (args.results / "bench").mkdir(parents=True, exist_ok=True)
     for name, function in functions.items():
         title = BENCHMARKS[name][1]

@@ -239,24 +239,70 @@ class TrackResult:
     localized: bool = False  # whether the localizer ran on this frame
 
 
-class Smoother:
-    """Exponential smoothing of the output pose: s <- s + alpha * (new - s); alpha 1 = off."""
+AUTO_SMOOTH = "auto"  # --smooth auto: the uncertainty-weighted filter
+HEAD_MOTION_RAD = np.radians(0.5)  # auto: standard deviation of a still head's true rotation per frame
+MOTION_GATE = 3.0  # auto: a change beyond this many standard deviations is motion, followed at once
+FALLBACK_UNCERTAINTY_RAD = 0.05  # auto: the rotation noise assumed for a pose net without rotaxis_scales_tril
 
-    def __init__(self, alpha: float = 1.0):
-        if not 0.0 < alpha <= 1.0:
-            raise PosenetError(f"--smooth {alpha}: expected a value in (0, 1]")
+
+def parse_smooth(text: str) -> float | None:
+    """`--smooth` value: a gain ALPHA in (0, 1] (1 = off), or None for "auto"."""
+    if str(text).strip().lower() == AUTO_SMOOTH:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise PosenetError(f"--smooth {text}: expected a value in (0, 1] or '{AUTO_SMOOTH}'") from None
+
+
+class Smoother:
+    """Filter on the output pose: s <- s + gain * (new - s), for the rotation (quaternion) and position.
+
+    `alpha` in (0, 1]: a fixed gain (exponential smoothing; 1 = off). `alpha` None ("auto"): the gain of a
+    Kalman filter on a slowly wandering pose, per frame, from the pose net's own rotation uncertainty
+    (`Face.uncertainty`, from `rotaxis_scales_tril`) as the measurement noise R and HEAD_MOTION_RAD as
+    the process noise Q: a sure net is followed closely, an unsure one is averaged more. A change that
+    the filter's variance cannot explain (beyond MOTION_GATE standard deviations) is motion: the
+    variance is raised to it, so the filter catches up within a frame or two instead of lagging.
+    """
+
+    def __init__(self, alpha: float | None = 1.0):
+        if alpha is not None and not 0.0 < alpha <= 1.0:
+            raise PosenetError(f"--smooth {alpha}: expected a value in (0, 1] or '{AUTO_SMOOTH}'")
         self.alpha = alpha
         self.state: tuple[np.ndarray, np.ndarray] | None = None
+        self.variance = 0.0  # auto: variance (rad^2) of the filtered rotation
 
     def reset(self) -> None:
         self.state = None
 
-    def __call__(self, quat: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.state is not None:
+    @staticmethod
+    def _noise(uncertainty: float) -> float:
+        """The measurement noise (rad): the pose net's rotation uncertainty, or the fallback without one."""
+        return uncertainty if np.isfinite(uncertainty) and uncertainty > 0 else FALLBACK_UNCERTAINTY_RAD
+
+    def _gain(self, change_rad: float, uncertainty: float) -> float:
+        """The fixed gain, or the Kalman gain for a rotation change and the measurement's uncertainty (rad)."""
+        if self.alpha is not None:
+            return self.alpha
+        noise = self._noise(uncertainty)
+        prior = self.variance + HEAD_MOTION_RAD ** 2
+        if change_rad ** 2 > MOTION_GATE ** 2 * (prior + noise ** 2):
+            prior = change_rad ** 2  # motion, not noise
+        gain = prior / (prior + noise ** 2)
+        self.variance = (1.0 - gain) * prior
+        return gain
+
+    def __call__(self, quat: np.ndarray, position: np.ndarray,
+                 uncertainty: float = float("nan")) -> tuple[np.ndarray, np.ndarray]:
+        if self.state is None:
+            self.variance = self._noise(uncertainty) ** 2  # the first measurement, as sure as the net says
+        else:
             old_quat, old_position = self.state
             quat = quat if np.dot(quat, old_quat) >= 0 else -quat  # same hemisphere before blending
-            quat = geometry.canonical_quat(old_quat + self.alpha * (quat - old_quat))
-            position = old_position + self.alpha * (position - old_position)
+            gain = self._gain(float(geometry.geodesic_rad(old_quat, quat)), uncertainty)
+            quat = geometry.canonical_quat(old_quat + gain * (quat - old_quat))
+            position = old_position + gain * (position - old_position)
         self.state = (quat, position)
         return quat, position
 
@@ -277,7 +323,7 @@ class Tracker:
     """Opentrack's tracking loop over grey frames, plus our face check (see the module docstring)."""
 
     def __init__(self, localizer: Localizer, pose: PoseEstimator, fov_deg: float = DEFAULT_FOV_DEG,
-                 smooth: float = 1.0, face_check: bool = True):
+                 smooth: float | None = 1.0, face_check: bool = True):
         if not 1.0 <= fov_deg < 180.0:
             raise PosenetError(f"--fov {fov_deg}: expected a horizontal field of view in degrees, 1..179")
         self.localizer, self.pose, self.fov_deg = localizer, pose, fov_deg
@@ -361,7 +407,7 @@ class Tracker:
             self.reset()
             return TrackResult(frame, timestamp, "lost" if had_track else "no face", score, localized=localized)
         self.roi, self.signature = face.box, face.signature
-        quat, position = self.smoother(face.quat, position)
+        quat, position = self.smoother(face.quat, position, face.uncertainty)
         return TrackResult(frame, timestamp, "ok", self.score, face.box, face.center, face.size, quat,
                            geometry.ypr_deg(quat), position, localized)
 
@@ -592,8 +638,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="VIDEO.mp4", help="annotated video (box and head axes)")
     parser.add_argument("--udp", nargs="?", const="", metavar="HOST:PORT",
                         help="send poses to Opentrack's UDP input; HOST:PORT omitted: 127.0.0.1:4242")
-    parser.add_argument("--smooth", type=float, default=1.0, metavar="ALPHA",
-                        help="exponential smoothing of the output pose, 1 = none")
+    parser.add_argument("--smooth", type=parse_smooth, default=1.0, metavar="ALPHA",
+                        help=f"output filter: exponential smoothing with gain ALPHA (1 = none), or "
+                             f"'{AUTO_SMOOTH}': weighted by the pose net's rotation uncertainty")
     parser.add_argument("--fov", type=float, default=DEFAULT_FOV_DEG, metavar="DEG",
                         help="horizontal camera field of view, for the position")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")

@@ -122,6 +122,40 @@ def test_smoother_blends_and_resets():
         track.Smoother(0.0)
 
 
+def noisy_still_head(count: int, noise_deg: float, seed: int = 0) -> list[np.ndarray]:
+    """Quaternions of a still head seen through white rotation noise of `noise_deg` per axis."""
+    rng = np.random.default_rng(seed)
+    return [geometry.aflw_to_quat(np.radians(rng.normal(0.0, noise_deg, 3))) for _ in range(count)]
+
+
+def jitter_deg(quats: list[np.ndarray]) -> float:
+    return float(np.median(geometry.geodesic_deg(np.array(quats[:-1]), np.array(quats[1:]))))
+
+
+def test_auto_smoother_weights_by_the_pose_nets_uncertainty():
+    measured = noisy_still_head(60, 3.0)
+    unsure, sure = track.Smoother(None), track.Smoother(None)
+    unsure_out = [unsure(q, np.zeros(3), np.radians(5.0))[0] for q in measured]
+    sure_out = [sure(q, np.zeros(3), np.radians(0.05))[0] for q in measured]
+    assert jitter_deg(unsure_out) < jitter_deg(measured) / 3  # an unsure net is averaged
+    assert geometry.geodesic_deg(np.array(sure_out), np.array(measured)).max() < 1.0  # a sure one followed
+    assert track.parse_smooth("auto") is None and track.parse_smooth("0.5") == 0.5
+    with pytest.raises(PosenetError, match="--smooth soft: expected a value in"):
+        track.parse_smooth("soft")
+
+
+def test_auto_smoother_follows_motion_within_two_frames():
+    smoother = track.Smoother(None)
+    still, turned = geometry.aflw_to_quat([0.0, 0.0, 0.0]), geometry.aflw_to_quat([0.0, np.radians(30), 0.0])
+    for _ in range(20):
+        smoother(still, np.zeros(3), np.radians(5.0))
+    outputs = [smoother(turned, np.zeros(3), np.radians(5.0))[0] for _ in range(2)]
+    assert geometry.geodesic_deg(turned, outputs[1]) < 3.0  # a 30 deg turn is motion, not noise
+    plain = track.Smoother(None)  # a pose net without rotaxis_scales_tril: the fallback noise
+    plain(still, np.zeros(3))
+    assert np.isfinite(plain(turned, np.zeros(3))[0]).all()
+
+
 def test_pose_estimator_maps_patch_units_to_frame_pixels(tmp_path):
     pose = track.PoseEstimator(dummy_pose(tmp_path / "p.onnx", pos_size=[0.5, -0.5, 0.25]))
     gray = np.full((480, 640), 100, np.uint8)
