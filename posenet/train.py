@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", default=defaults.schedule,
                         help="constant; original (the rate drops 5x after 50/80 of the epochs); or cosine (decays to 5%% of --lr)")
     parser.add_argument("--weights", type=_optional, default=None,
-                        help="backbone weights: none; imagenet (C_RESNET: from the Keras cache, never downloads; "
+                        help="backbone weights: none; imagenet (C_RESNET: the Keras cache, else Keras downloads it once; "
                              "C_MOBILENET, MOBILENET_QUAT, pose_mobilenet: the installed offline package); or a local file "
                              "(ResNet50 .h5, torchvision MobileNetV2 .pth)")
     parser.add_argument("--trainable-from", type=_optional, default=None,

@@ -656,8 +656,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="data cache and runs (default: work/study, or work/study-PRESET for other presets)")
     parser.add_argument("--weights", default=None,
-                        help="C_RESNET backbone: a local ResNet50 ImageNet .h5 file, or imagenet (Keras cache only; "
-                             "never downloads); the MobileNet arms always use the offline ImageNet package")
+                        help="C_RESNET backbone: a local ResNet50 ImageNet .h5 file, or imagenet (the Keras cache, "
+                             "else Keras downloads it once; offline, one line); default random. The MobileNet arms "
+                             "always use the offline ImageNet package")
     parser.add_argument("--real", default=None, metavar="FILE",
                         help="real faces to evaluate every row on as well (a converted dataset; AFLW2000-3D's protocol "
                              f"applies to AFLW2000-3D files); default: ../shared/data/{DEV_SPLIT} when it is there")

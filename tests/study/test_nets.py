@@ -80,9 +80,18 @@ def test_mobilenet_quat_outputs_the_rotation_vector_of_its_quaternion():
     np.testing.assert_allclose(got, geometry.quat_to_rotvec(unit), atol=1e-6)
 
 
-def test_c_resnet_weights_never_download(tmp_path, monkeypatch):
+def test_c_resnet_imagenet_weights_offline_are_one_line(tmp_path, monkeypatch):
+    """--weights imagenet asks Keras to download once; offline (here: the download fails) one line says
+    what to do instead. The test never touches the network."""
+    import keras
+
+    def offline(name, origin, **kwargs):
+        assert origin == c_resnet.IMAGENET_URL and kwargs["file_hash"] == c_resnet.IMAGENET_MD5
+        raise OSError("Temporary failure in name resolution")
+
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    with pytest.raises(PosenetError, match="--weights PATH"):
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(PosenetError, match="could not be downloaded \\(OSError\\); pass a local copy .* --weights PATH"):
         build_model("C_RESNET", ModelConfig(input_size=32, weights="imagenet"))
     with pytest.raises(PosenetError, match="no such ResNet50 weights file"):
         build_model("C_RESNET", ModelConfig(input_size=32, weights=str(tmp_path / "missing.h5")))

@@ -276,7 +276,8 @@ def damaged_copy(source: Path, path: Path, name: str, value: float, row: int = 3
 
 
 def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached ImageNet weights
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # no cached ImageNet weights, and offline:
+    monkeypatch.setattr(keras.utils, "get_file", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("offline")))
     train_file, val_file = map(str, splits)
     base = ["train", "--train", train_file, "--val", val_file, "--logdir", str(tmp_path), "--input-size", str(SIZE)]
     garbage = tmp_path / "garbage.h5"

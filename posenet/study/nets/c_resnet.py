@@ -3,9 +3,9 @@
 ResNet50 (include_top=False) -> [BN -> ReLU -> Dropout 0.3 -> Dense(1024) per position ->
 Flatten -> Dropout 0.5 -> Dense(3)].
 
-Weights never download at run time: "imagenet" uses the file already in the Keras cache
-(or fails with one line saying how to pass a local file), a path loads local weights, and
-None is random initialisation (tests).
+Weights: "imagenet" uses the file in the Keras cache, or asks Keras to download it once (only
+when asked for by name; offline that fails with one line saying how to pass a local file); a path
+loads local weights; None is random initialisation (tests, and the study's offline default).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from posenet.training.registry import ModelConfig
 
 BACKBONE = "resnet50"
 IMAGENET_NOTOP = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + IMAGENET_NOTOP
+IMAGENET_MD5 = "4d473c1dd8becc155b73f8504c6f6626"  # keras.applications.resnet's hash of that file
 # The original study also trained these stages: "conv4_block4" unfreezes conv4_block4..6 and stage 5.
 TRAINABLE_FROM = ("conv4_block4",)
 
@@ -32,19 +34,26 @@ def keras_cache_file(name: str) -> Path:
 
 
 def resolve_weights(weights: str | None) -> str | None:
-    """None, "imagenet" or a path -> a local weights file (or None); never downloads."""
+    """None, "imagenet" or a path -> a local weights file (or None). "imagenet" downloads through
+    Keras (hash-checked, into its cache) only when the file is not cached yet."""
     if weights is None:
         return None
     if weights == "imagenet":
         cached = keras_cache_file(IMAGENET_NOTOP)
-        if not cached.is_file():
-            raise PosenetError(
-                f"C_RESNET: ImageNet weights are not in the Keras cache ({cached}) and nothing may "
-                f"download; pass a local copy of {IMAGENET_NOTOP} with --weights PATH")
-        return str(cached)
+        return str(cached) if cached.is_file() else download_imagenet()
     if not Path(weights).is_file():
         raise PosenetError(f"{weights}: no such ResNet50 weights file (use 'imagenet', a local .h5 file, or none)")
     return str(weights)
+
+
+def download_imagenet() -> str:
+    """Keras' ResNet50 ImageNet file, downloaded into the Keras cache; one line when that fails (offline)."""
+    try:
+        return keras.utils.get_file(IMAGENET_NOTOP, IMAGENET_URL, cache_subdir="models", file_hash=IMAGENET_MD5)
+    except Exception as error:  # urllib, ssl, socket and hash errors all mean: no usable file
+        raise PosenetError(
+            f"C_RESNET: ImageNet weights are not in the Keras cache ({keras_cache_file(IMAGENET_NOTOP)}) and could not "
+            f"be downloaded ({type(error).__name__}); pass a local copy of {IMAGENET_NOTOP} with --weights PATH") from None
 
 
 def set_backbone_trainable(backbone: keras.Model, trainable_from: str | None) -> None:

@@ -13,6 +13,7 @@ know where the face is in the patch.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from posenet.tracker.contract import INPUT_OFFSET, POSE_INPUT_SIZE
@@ -26,11 +27,14 @@ TRUNK = "mobilenet_v2"
 
 
 def imagenet_rgb(x):
-    """Contract input -> torchvision-normalised RGB: (x - offset) * gain on all three channels."""
-    grey = layers.Rescaling(GREY_GAIN, offset=-INPUT_OFFSET * GREY_GAIN, name="to_unit_grey")(x)
-    rgb = layers.Concatenate(name="grey_to_rgb")([grey, grey, grey])
-    variance = [s * s for s in imagenet.TORCH_STD_RGB]
-    return layers.Normalization(mean=list(imagenet.TORCH_MEAN_RGB), variance=variance, name="imagenet_norm")(rgb)
+    """Contract input -> torchvision-normalised RGB, as one fixed 1x1 convolution (it exports to ONNX as
+    plain constants): grey = (x - offset) * gain on all three channels, then (grey - mean_c) / std_c."""
+    mean, std = np.asarray(imagenet.TORCH_MEAN_RGB), np.asarray(imagenet.TORCH_STD_RGB)
+    kernel = (GREY_GAIN / std).reshape(1, 1, 1, 3)
+    bias = (-INPUT_OFFSET * GREY_GAIN - mean) / std
+    to_rgb = layers.Conv2D(3, 1, kernel_initializer=keras.initializers.Constant(kernel),
+                           bias_initializer=keras.initializers.Constant(bias), trainable=False, name="grey_to_imagenet")
+    return to_rgb(x)
 
 
 def build_pose_mobilenet(config: ModelConfig) -> keras.Model:
