@@ -30,22 +30,23 @@ BASELINES = ("pnp", "pnp-oracle", "mean")
 DETECTORS = ("hog", "cnn", "haar")
 
 
-def onnx_predictor(path: Path) -> Predictor:
-    """A study export, or else an Opentrack-contract pose model."""
-    import onnxruntime as ort
+STUDY_MODEL_TIMEOUT_S = 120.0  # a study export runs a whole batch at once (C_RESNET at 224 px: seconds)
 
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own exception types for bad files
-        raise PosenetError(f"{path}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
-    props = session.get_modelmeta().custom_metadata_map
+
+def onnx_predictor(path: Path, timeout_s: float | None = None) -> Predictor:
+    """A study export, or else an Opentrack-contract pose model; every model run is bounded in time
+    (`posenet.tracker.runtime`), so a model that never finishes cannot hang the evaluation."""
+    from posenet.tracker.runtime import GuardedSession
+
+    session = GuardedSession(path, threads=0, timeout_s=timeout_s or STUDY_MODEL_TIMEOUT_S)  # 0: every core
+    props = session.session.get_modelmeta().custom_metadata_map
     if props.get("posenet_task") == "rotvec":
         from posenet.study.predict import OnnxRotvecPredictor
 
         return OnnxRotvecPredictor(path, session, props)
     from posenet.tracker.track import OnnxPosePredictor
 
-    return OnnxPosePredictor(path)
+    return OnnxPosePredictor(path, timeout_s=timeout_s)
 
 
 def protocol_focal_widths(protocol: str | None) -> float | None:
@@ -56,7 +57,7 @@ def protocol_focal_widths(protocol: str | None) -> float | None:
 
 
 def make_predictor(target: str, train: str | Path | None = None, detector: str = "hog",
-                   focal_widths: float | None = None) -> Predictor:
+                   focal_widths: float | None = None, timeout_s: float | None = None) -> Predictor:
     """The predictor named by a CLI target: a run dir, an .onnx file, pnp, pnp-oracle or mean."""
     if target == "mean":
         if not train:
@@ -73,7 +74,7 @@ def make_predictor(target: str, train: str | Path | None = None, detector: str =
     if path.suffix == ".onnx":
         if not path.is_file():
             raise PosenetError(f"{path}: no such ONNX file")
-        return onnx_predictor(path)
+        return onnx_predictor(path, timeout_s)
     if path.is_dir():
         from posenet.study.predict import KerasRunPredictor
 
@@ -90,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", default=None, help="sample filter, e.g. aflw2000 (|angles| <= 99 deg)")
     parser.add_argument("--json", default=None, help="write the summary to this JSON file")
     parser.add_argument("--csv", default=None, help="write per-sample errors to this CSV file")
+    parser.add_argument("--model-timeout", type=float, default=None, metavar="S",
+                        help=f"stop an ONNX model run after S seconds with one error line (default: 10 for a "
+                             f"tracker pose model, {STUDY_MODEL_TIMEOUT_S:g} for a study export's batch)")
     parser.add_argument("--detector", choices=DETECTORS, default="hog", help="face detector of the pnp baseline")
     parser.add_argument("--train", default=None, help="training file (for the mean-pose baseline)")
     parser.add_argument("--focal-widths", type=float, default=None,
@@ -106,7 +110,8 @@ def run(args: argparse.Namespace) -> None:
     if args.focal_widths is not None and args.focal_widths <= 0:
         raise PosenetError(f"--focal-widths {args.focal_widths}: must be positive")
     focal_widths = args.focal_widths if args.focal_widths is not None else protocol_focal_widths(args.protocol)
-    evaluation = evaluate(make_predictor(args.target, args.train, args.detector, focal_widths), dataset, args.protocol)
+    predictor = make_predictor(args.target, args.train, args.detector, focal_widths, args.model_timeout)
+    evaluation = evaluate(predictor, dataset, args.protocol)
     written = [str(write(path, evaluation)) for path, write in ((args.csv, write_csv), (args.json, write_json)) if path]
     print(summary_line(evaluation))
     print(f"evaluated {evaluation.summary['n']} samples of {args.data}"

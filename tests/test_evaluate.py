@@ -192,3 +192,39 @@ def test_an_output_over_the_evaluated_file_is_refused(flag, data_file, tmp_path,
     assert cli.main(["evaluate", "mean", "--data", str(data), "--train", str(data_file), flag, str(data)]) == 2
     assert "is also an input of this command" in capsys.readouterr().err
     assert data.read_bytes() == data_file.read_bytes()
+
+
+def looping_rotvec_export(path: Path, size: int = 32) -> Path:
+    """A study export (metadata posenet_task=rotvec) whose output waits on a Loop that never ends in practice."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["acc_in", "one"], ["acc_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])])
+    nodes = [helper.make_node("Loop", ["trips", "true", "zero"], ["acc"], body=body),
+             helper.make_node("ReduceMean", ["image"], ["mean"], axes=[1, 2], keepdims=0),
+             helper.make_node("Mul", ["mean", "acc"], ["rotvec"])]
+    graph = helper.make_graph(
+        nodes, "looping_rotvec", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [None, size, size, 3])],
+        [helper.make_tensor_value_info("rotvec", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor("trips", TensorProto.INT64, [], [10 ** 15]),
+         helper.make_tensor("true", TensorProto.BOOL, [], [True]), helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    helper.set_model_props(model, {"posenet_task": "rotvec", "input_size": str(size), "normalization": "unit"})
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def test_a_study_export_that_never_finishes_is_stopped(data_file, tmp_path, capsys):
+    """#14 item 5: a run of a study export is bounded too (--model-timeout), one line naming the file."""
+    model = looping_rotvec_export(tmp_path / "endless.onnx")
+    code, _, err = _run_cli(["evaluate", str(model), "--data", str(data_file), "--model-timeout", "0.3"], capsys)
+    assert code == 2 and "endless.onnx: a model run took longer than 0.3 s and was stopped" in err
+    assert "Traceback" not in err and err.count("posenet: error:") == 1  # (besides the progress bar)
