@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from posenet.core.errors import PosenetError
-from posenet.core.fileio import atomic_output
+from posenet.core.fileio import atomic_output, check_writable
 
 BENCHMARKS = {
     "renderer": ("posenet.benchmarks.renderer:benchmark", "Synthetic renderer: labelled 256x256 images/s"),
@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> None:
             takers = [name for name, (spec, _) in BENCHMARKS.items() if OPTIONS[dest] in
                       inspect.signature(_load(spec)).parameters]
             raise PosenetError(f"--{dest}: none of {', '.join(names)} takes it ({', '.join(takers)} does)")
+    for output in (args.json, args.results / "benchmarks.md"):  # fail before minutes of work, not after
+        if output is not None:
+            check_writable(output, inputs=[args.real])
     (args.results / "bench").mkdir(parents=True, exist_ok=True)
     for name, function in functions.items():
         title = BENCHMARKS[name][1]

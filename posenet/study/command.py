@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from posenet.core.errors import PosenetError
-from posenet.core.fileio import atomic_output, staged_outputs
+from posenet.core.fileio import atomic_output, check_writable, staged_outputs
 from posenet.training.runs import CONFIG, Run
 
 if TYPE_CHECKING:
@@ -616,6 +616,7 @@ def run_study(preset: Preset, arms: list[str], workdir: Path, results: Path, dat
     start = time.perf_counter()
     if results.exists() and not results.is_dir():
         raise PosenetError(f"--results {results}: is a file, expected a directory")
+    check_writable(results / "study.md")  # an impossible --results fails now, not after the training
     splits = given_splits(data) if data else synthetic_splits(preset, workdir / "data")
     real_faces = h5format.read_dataset(real) if real else None  # a bad file fails before any training
     runs_dir = workdir / "runs"

@@ -225,3 +225,14 @@ def test_real_faces_default_to_the_dev_split_and_say_so(tmp_path, monkeypatch, c
     assert study.default_real(None, False) is None
     with pytest.raises(PosenetError, match="--real nowhere.h5: no such file"):
         study.default_real("nowhere.h5", True)
+
+
+def test_an_impossible_results_folder_fails_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    work = tmp_path / "work"
+    assert cli.main(["study", "--smoke", "--workdir", str(work), "--results", str(blocker / "results"),
+                     "--arms", "C1_NET-mse", "--no-real"]) == 2
+    err = capsys.readouterr().err
+    assert "a-file is not a directory" in err and len(err.strip().splitlines()) == 1
+    assert not (work / "runs").exists()
