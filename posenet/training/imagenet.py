@@ -208,6 +208,15 @@ def build_mobilenet_v2(input_shape: tuple[int, int, int], include_top: bool = Fa
     return model
 
 
+def freeze_batchnorm(model: keras.Model) -> None:
+    """Keep every BatchNormalization of `model` in inference mode with ImageNet's statistics, as Keras'
+    fine-tuning guide advises (in Keras 3 a non-trainable BatchNorm runs in inference mode; calling the
+    backbone with training=False inside a functional model does not hold: its statistics still moved)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
 def load_imagenet(model: keras.Model, checkpoint: str | Path | None = None) -> None:
     """Set every MobileNetV2 layer of `model` that has ImageNet weights (the classifier only if present)."""
     names = {layer.name for layer in model.layers}

@@ -17,7 +17,7 @@ from keras import layers, ops
 
 from posenet.study.nets.c1_net import ROTVEC_OUTPUT, image_input
 from posenet.study.nets.c_mobilenet import build_mobilenet_backbone
-from posenet.training import rotations
+from posenet.training import imagenet, rotations
 from posenet.training.registry import ModelConfig
 
 DROPOUT = 0.2  # MobileNetV2's own classifier dropout
@@ -40,9 +40,7 @@ class QuatToRotvec(layers.Layer):
 def build_mobilenet_quat(config: ModelConfig) -> keras.Model:
     """MOBILENET_QUAT for `config.input_size` (>= 32); weights None, "imagenet" or a legacy .pth path."""
     backbone = build_mobilenet_backbone(config, trainable=True)
-    for layer in backbone.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.trainable = False  # Keras 3 then runs it in inference mode: ImageNet's statistics stay
+    imagenet.freeze_batchnorm(backbone)
     inputs = image_input(config)
     x = layers.GlobalAveragePooling2D(name="pool")(backbone(inputs))
     x = layers.Dropout(DROPOUT, name="dropout")(x)

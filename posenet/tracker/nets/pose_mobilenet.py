@@ -41,9 +41,7 @@ def build_pose_mobilenet(config: ModelConfig) -> keras.Model:
     """The ImageNet-trunk pose net; `config.weights` None (random: tests), "imagenet" or a legacy .pth path."""
     inputs = pose_input()
     trunk = imagenet.build_mobilenet_v2((POSE_INPUT_SIZE, POSE_INPUT_SIZE, 3), weights=config.weights, name=TRUNK)
-    for layer in trunk.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.trainable = False  # inference mode: ImageNet's statistics stay
+    imagenet.freeze_batchnorm(trunk)
     x = trunk(imagenet_rgb(inputs))
     x = layers.Conv2D(SQUEEZE_FILTERS, 1, activation="relu", name="squeeze")(x)
     x = layers.Flatten(name="flatten")(x)
