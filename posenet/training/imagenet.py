@@ -88,19 +88,14 @@ def _block_layers(block: int) -> list[tuple[str, str, str]]:
     """(Keras layer, torchvision prefix, kind) of inverted residual block `block` (0..16)."""
     keras_prefix = "expanded_conv_" if block == 0 else f"block_{block}_"
     torch_prefix = f"features.{block + 1}.conv"
-    steps = [("depthwise", "depthwise"), ("project", "conv")]
-    if block:
-        steps.insert(0, ("expand", "conv"))
-    layers, index = [], 0
-    for step, kind in steps:
-        if step == "project":  # project conv, then its BN, as siblings
-            layers += [(f"{keras_prefix}project", f"{torch_prefix}.{index}", "conv"),
-                       (f"{keras_prefix}project_BN", f"{torch_prefix}.{index + 1}", "bn")]
-        else:  # conv + BN (+ ReLU6) as one torch Sequential
-            layers += [(f"{keras_prefix}{step}", f"{torch_prefix}.{index}.0", kind),
-                       (f"{keras_prefix}{step}_BN", f"{torch_prefix}.{index}.1", "bn")]
-        index += 1
-    return layers
+    convs = ([("expand", "conv")] if block else []) + [("depthwise", "depthwise")]
+    layers = []
+    for index, (step, kind) in enumerate(convs):  # conv + BN (+ ReLU6): one torch Sequential each
+        layers += [(f"{keras_prefix}{step}", f"{torch_prefix}.{index}.0", kind),
+                   (f"{keras_prefix}{step}_BN", f"{torch_prefix}.{index}.1", "bn")]
+    project = len(convs)  # then the projecting conv and its BN, as siblings
+    return layers + [(f"{keras_prefix}project", f"{torch_prefix}.{project}", "conv"),
+                     (f"{keras_prefix}project_BN", f"{torch_prefix}.{project + 1}", "bn")]
 
 
 def layer_map() -> list[tuple[str, str, str]]:
