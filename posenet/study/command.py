@@ -663,7 +663,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", default=None, metavar="FILE",
                         help="real faces to evaluate every row on as well (a converted dataset; AFLW2000-3D's protocol "
                              f"applies to AFLW2000-3D files); default: ../shared/data/{DEV_SPLIT} when it is there")
-    parser.add_argument("--no-real", dest="use_real", action="store_false", help="no real-face columns")
+    parser.add_argument("--no-real", dest="use_real", action="store_false",
+                        help="no real-face columns%(default).0s")  # (the empty %(default) keeps "default: True" out)
     parser.add_argument("--epochs", type=int, default=None, help="override every arm's epochs")
     parser.add_argument("--schedule", choices=("constant", "original", "cosine"), default=None,
                         help="override the preset's learning-rate schedule (see posenet train --help)")
