@@ -42,6 +42,8 @@ COMMANDS = (
     Command("evaluate", "posenet.evaluate", "evaluate a run, an ONNX model or a baseline on a dataset"),
     Command("study", "posenet.study.command", "the baseline study: all arms, results table and plots in results/"),
     Command("export", "posenet.export", "export a trained run to ONNX (optionally Opentrack's contract)"),
+    Command("tracker-models", "posenet.tracker_models",
+            "render, train and export the tracker's pose net and localizer in one resumable command"),
     Command("track", "posenet.tracker.track", "track a head in a video, camera or image folder (ONNX Runtime only)"),
     Command("bench", "posenet.bench", "performance figures (renderer, input pipeline, caches, PnP, tracker)"),
 )

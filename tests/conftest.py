@@ -1,4 +1,4 @@
-"""Shared fixtures: the read-only sample data beside the checkout, skipped when absent."""
+"""Shared fixtures: the read-only sample data beside the checkout (skipped when absent), a private weights cache."""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ from posenet.core.paths import SHARED
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_weights_cache(tmp_path_factory):
+    """Converted ImageNet weights go to a per-session folder, never to the user's ~/.cache/posenet."""
+    previous = os.environ.get("POSENET_CACHE")
+    os.environ["POSENET_CACHE"] = str(tmp_path_factory.mktemp("posenet-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("POSENET_CACHE", None)
+    else:
+        os.environ["POSENET_CACHE"] = previous
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,6 @@ EXPECTED = {"dog.jpg": DOG_CLASSES, "dogs.jpg": DOG_CLASSES, "eagle.jpg": [BALD_
             "horses.jpg": UNGULATES, "giraffe.jpg": UNGULATES}
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path_factory, monkeypatch):
-    """Converted weights go to a per-session folder, never to the user's cache."""
-    monkeypatch.setenv("POSENET_CACHE", str(tmp_path_factory.getbasetemp() / "posenet-cache"))
-
-
 @pytest.fixture(scope="module")
 def state_dict() -> dict[str, np.ndarray]:
     return torch_legacy.read_state_dict(imagenet.checkpoint_path())

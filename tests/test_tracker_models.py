@@ -1,0 +1,25 @@
+"""`posenet tracker-models --quick`: data, both trainings and both exports end to end, resumable."""
+
+from __future__ import annotations
+
+from posenet import cli
+from posenet.tracker import contract
+
+
+def test_one_command_makes_both_contract_models_and_reuses_its_work(tmp_path, capsys):
+    args = ["tracker-models", "--quick", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "models")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "[6/6] export the localizer" in out and "in all" in out
+    for name, task in (("pose_net.onnx", "pose"), ("localizer.onnx", "localizer")):
+        contract.require_contract(tmp_path / "models" / name, task)
+    assert cli.main(args) == 0  # a second run renders and trains nothing again
+    again = capsys.readouterr().out
+    assert again.count("reused") == 6  # four data sets, two runs
+
+
+def test_an_impossible_output_folder_fails_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert cli.main(["tracker-models", "--quick", "--workdir", str(tmp_path / "work"), "--out", str(blocker)]) == 2
+    assert "a-file" in capsys.readouterr().err and not (tmp_path / "work").exists()
