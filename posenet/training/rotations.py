@@ -12,6 +12,7 @@ SMALL_ANGLE_SQ = 1e-6  # below this squared angle (rad^2) use the Taylor series 
 NORM_EPS = 1e-7  # smooths |v| at v = 0: sqrt(|v|^2 + eps^2) - eps, exact to 1e-7 rad
 SMALL_NORM = 1e-8  # |q.xyz| below this: the zero rotation's series
 GRAM_SCHMIDT_EPS = 1e-8  # keeps the 6D normalisation finite for a zero column
+QUAT_EPS_SQ = 1e-12  # keeps a raw quaternion output's normalisation finite at zero
 
 
 def rotvec_to_quat(rotvec):
@@ -44,6 +45,11 @@ def quat_angle(q):
 def geodesic_angle(rotvec_true, rotvec_pred):
     """Per-sample geodesic angle (radians) between two batches of rotation vectors."""
     return quat_angle(relative_quat(rotvec_to_quat(rotvec_true), rotvec_to_quat(rotvec_pred)))
+
+
+def normalize_quat(q):
+    """Any 4-vectors (..., 4) -> unit quaternions; QUAT_EPS_SQ keeps a zero vector finite."""
+    return q / ops.sqrt(ops.sum(ops.square(q), axis=-1, keepdims=True) + QUAT_EPS_SQ)
 
 
 def conjugate(q):

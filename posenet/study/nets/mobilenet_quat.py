@@ -13,7 +13,7 @@ pooling instead of the per-position head, and a rotation output that is not a ro
 from __future__ import annotations
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 from posenet.study.nets.c1_net import ROTVEC_OUTPUT, image_input
 from posenet.study.nets.c_mobilenet import build_mobilenet_backbone
@@ -21,7 +21,6 @@ from posenet.training import imagenet, rotations
 from posenet.training.registry import ModelConfig
 
 DROPOUT = 0.2  # MobileNetV2's own classifier dropout
-QUAT_EPS = 1e-6  # keeps the normalisation finite for a zero output
 IDENTITY_QUAT = (0.0, 0.0, 0.0, 1.0)
 
 
@@ -30,8 +29,7 @@ class QuatToRotvec(layers.Layer):
     """Any 4-vector -> its unit quaternion (x, y, z, w) -> the rotation vector (shortest arc)."""
 
     def call(self, quat):
-        unit = quat / ops.sqrt(ops.sum(ops.square(quat), axis=-1, keepdims=True) + QUAT_EPS**2)
-        return rotations.quat_to_rotvec(unit)
+        return rotations.quat_to_rotvec(rotations.normalize_quat(quat))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 3)

@@ -22,6 +22,7 @@ import keras
 from keras import layers, ops
 
 from posenet.tracker.contract import POSE_INPUT_SIZE
+from posenet.training import rotations
 from posenet.training.registry import ModelConfig
 
 STEM_FILTERS = 16
@@ -39,7 +40,7 @@ class CanonicalQuat(layers.Layer):
     """Normalise a raw 4-vector to a unit quaternion (x, y, z, w) with w >= 0."""
 
     def call(self, raw):
-        q = raw / ops.sqrt(ops.sum(ops.square(raw), axis=-1, keepdims=True) + 1e-12)
+        q = rotations.normalize_quat(raw)
         return q * ops.where(q[..., 3:4] < 0.0, -1.0, 1.0)
 
 
