@@ -240,7 +240,8 @@ def _history(run_dir: Path) -> list[dict[str, str]]:
     return Run(run_dir).history()
 
 
-def evaluate_arm(arm: str, run_dir: Path, test, weights: str | None = None) -> tuple[Row, dict]:
+def evaluate_arm(arm: str, run_dir: Path, test, weights: str | None = None):
+    """(the arm's row on the test split, its per-sample errors, its loaded predictor: reused for the real faces)."""
     from posenet.core.evaluation import evaluate, summary_line
     from posenet.study.predict import KerasRunPredictor
 
@@ -250,7 +251,7 @@ def evaluate_arm(arm: str, run_dir: Path, test, weights: str | None = None) -> t
     model, loss = arm.split("-")
     row = Row(model, loss, result.summary, predictor.model.count_params(), _train_time(run_dir), result.ms_per_image,
               weights_label(model, weights))
-    return row, result.errors
+    return row, result.errors, predictor
 
 
 BASELINE_NOTES = {"mean": "train-split mean", "pnp-oracle": "true 68 landmarks", "pnp": "dlib HOG + 68 landmarks"}
@@ -311,12 +312,12 @@ def default_real(real: str | None, use_real: bool) -> Path | None:
     return None
 
 
-def real_rows(rows: list[Row], run_dirs: dict[str, Path], real, train: Path, with_pnp: bool) -> dict[str, dict]:
-    """Evaluate every row again on the real faces `real` (its own protocol, e.g. AFLW2000-3D's), set each
-    row's `real` summary, and return the per-sample errors by row name (for the real-face plot)."""
+def real_rows(rows: list[Row], predictors: dict, real, train: Path, with_pnp: bool) -> dict[str, dict]:
+    """Evaluate every row again on the real faces `real` (its own protocol, e.g. AFLW2000-3D's), with the
+    arms' already loaded `predictors`; set each row's `real` summary, and return the per-sample errors
+    by row name (for the real-face plot)."""
     from posenet.core.evaluation import evaluate, summary_line
     from posenet.core.protocol import PROTOCOLS, protocol_of
-    from posenet.study.predict import KerasRunPredictor
 
     protocol = protocol_of(real)
     focal_widths = PROTOCOLS[protocol].label_focal_widths if protocol else None
@@ -324,8 +325,8 @@ def real_rows(rows: list[Row], run_dirs: dict[str, Path], real, train: Path, wit
     errors = {}
     for row in rows:
         arm = f"{row.model}-{row.loss}"
-        if arm in run_dirs:
-            predictor = KerasRunPredictor(run_dirs[arm])
+        if arm in predictors:
+            predictor = predictors[arm]
         elif row.model in baselines:
             predictor = baseline_predictor(row.model, train, focal_widths)
         else:
@@ -621,15 +622,15 @@ def run_study(preset: Preset, arms: list[str], workdir: Path, results: Path, dat
     real_faces = h5format.read_dataset(real) if real else None  # a bad file fails before any training
     runs_dir = workdir / "runs"
     test = h5format.read_dataset(splits["test"])
-    evaluated = []
+    evaluated, predictors = [], {}
     for arm in arms:
         run_dir = train_arm(arm, preset, splits, runs_dir, weights)
-        evaluated.append((arm, run_dir, *evaluate_arm(arm, run_dir, test, weights)))
+        row, arm_errors, predictors[arm] = evaluate_arm(arm, run_dir, test, weights)  # the model is loaded once
+        evaluated.append((arm, run_dir, row, arm_errors))
     baselines = baseline_rows(splits, test, preset.baselines)
     rows = [row for *_, row, _ in evaluated] + [row for row, _ in baselines]
     errors = {arm: errs for arm, _, _, errs in evaluated} | {row.model: errs for row, errs in baselines}
-    run_dirs = {arm: run_dir for arm, run_dir, *_ in evaluated}
-    real_errors = real_rows(rows, run_dirs, real_faces, splits["train"], preset.baselines) if real_faces else {}
+    real_errors = real_rows(rows, predictors, real_faces, splits["train"], preset.baselines) if real_faces else {}
     histories = {arm: _history(run_dir) for arm, run_dir, *_ in evaluated}
     wall_s = record_wall_time(workdir, time.perf_counter() - start)
     with staged_outputs(results) as staging:  # the report, table and plots are replaced together
