@@ -123,22 +123,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _dead_writers(folder: Path, prefix: str, suffix: str) -> Iterator[tuple[Path, str]]:
+    """(entry, pid) of the entries of `folder` named `prefix PID@HOST suffix` by a process of this
+    host that is gone (`suffix` a regular expression)."""
+    host = _writer_tag().split("@", 1)[1]
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)@{re.escape(host)}{suffix}")
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            match = pattern.match(entry.name)
+            if match and not _alive(int(match.group(1))):
+                yield entry, match.group(1)
+
+
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Remove the temporary files of earlier writers of `path` on this host whose process is gone
     (killed before they could clean up); print one note per file; return them."""
     path = Path(path)
-    host = _writer_tag().split("@", 1)[1]
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)@{re.escape(host)}\.[^.]+\.tmp$")
     removed = []
-    with contextlib.suppress(OSError):
-        for sibling in path.parent.iterdir():
-            match = pattern.match(sibling.name)
-            if match and not _alive(int(match.group(1))) and sibling.is_file():
-                with contextlib.suppress(OSError):
-                    sibling.unlink()
-                    removed.append(sibling)
-                    print(f"posenet: note: removed {sibling}, a temporary file left by an interrupted writer "
-                          f"(process {match.group(1)})", file=sys.stderr)
+    for sibling, pid in _dead_writers(path.parent, f".{path.name}.", r"\.[^.]+\.tmp$"):
+        if sibling.is_file():
+            with contextlib.suppress(OSError):
+                sibling.unlink()
+                removed.append(sibling)
+                print(f"posenet: note: removed {sibling}, a temporary file left by an interrupted writer "
+                      f"(process {pid})", file=sys.stderr)
     return removed
 
 
@@ -227,10 +235,6 @@ def private_tempdir(purpose: str) -> Iterator[Path]:
 
 def _remove_dead_tempdirs(system: Path, purpose: str) -> None:
     """Remove `private_tempdir` folders of `purpose` whose process on this host is gone."""
-    host = _writer_tag().split("@", 1)[1]
-    pattern = re.compile(rf"^{TEMP_PREFIX}{re.escape(purpose)}-(\d+)@{re.escape(host)}-")
-    with contextlib.suppress(OSError):
-        for folder in system.iterdir():
-            match = pattern.match(folder.name)
-            if match and not _alive(int(match.group(1))) and folder.is_dir() and not folder.is_symlink():
-                shutil.rmtree(folder, ignore_errors=True)
+    for folder, _ in _dead_writers(system, f"{TEMP_PREFIX}{purpose}-", "-"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
