@@ -40,19 +40,6 @@ class Steadiness(NamedTuple):
     tracked: int  # "ok" frames
 
 
-def read_frames(path: Path, max_frames: int) -> list[np.ndarray]:
-    """Up to `max_frames` grey frames of a video (empty when it cannot be read)."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < max_frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
-    capture.release()
-    return frames
-
-
 def frame_rotations(quats: list[np.ndarray | None]) -> np.ndarray:
     """Angles (deg) between consecutive quaternions; pairs with a missing frame (None) are skipped."""
     pairs = [(a, b) for a, b in zip(quats, quats[1:]) if a is not None and b is not None]
@@ -97,7 +84,10 @@ def model_sets(pose: Path | None) -> list[tuple[str, Path, Path]]:
 
 def clip(quick: bool) -> tuple[str, list[np.ndarray], float]:
     """(name, grey frames, horizontal field of view): the still real head, else the synthetic one."""
-    frames = read_frames(STILL_VIDEO, MAX_FRAMES[quick]) if STILL_VIDEO.is_file() else []
+    from posenet.tracker.video import read_frames
+
+    to_grey = lambda frame: cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)  # noqa: E731
+    frames = read_frames(STILL_VIDEO, MAX_FRAMES[quick], to_grey) if STILL_VIDEO.is_file() else []
     if frames:
         return f"{STILL_VIDEO.name} ({len(frames)} frames, near-still head)", frames, track.DEFAULT_FOV_DEG
     from posenet.tracker.video import render_moving_head

@@ -61,15 +61,10 @@ def synthetic_clip(n_frames: int) -> Clip:
 
 
 def real_clip(n_frames: int) -> Clip | None:
+    from posenet.tracker.video import read_frames
+
     path = track.OPENTRACK_MODELS.parents[1] / "data" / "video" / "obama.mp4"
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < n_frames:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.resize(frame, FRAME_SIZE, interpolation=cv2.INTER_AREA))
-    capture.release()
+    frames = read_frames(path, n_frames, lambda frame: cv2.resize(frame, FRAME_SIZE, interpolation=cv2.INTER_AREA))
     return Clip(f"obama.mp4 resized to 640x480 ({len(frames)} frames)", frames, None,
                 track.DEFAULT_FOV_DEG) if frames else None
 

@@ -10,8 +10,10 @@ about 53 deg horizontal field of view). Frames are rendered by the project's ren
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from pathlib import Path
+from typing import Callable, NamedTuple
 
+import cv2
 import numpy as np
 
 from data_tools.synth import SynthConfig, make_background, render_view, sample_appearance
@@ -60,3 +62,18 @@ def render_moving_head(n_frames: int = 72, size: tuple[int, int] = FRAME_SIZE, s
     quats, translations = head_trajectory(n_frames)
     frames = [render_view(appearance, q, t, camera, size, background)[0] for q, t in zip(quats, translations)]
     return SyntheticVideo(frames, quats, translations, camera, FPS)
+
+
+def read_frames(path: str | Path, max_frames: int,
+                convert: Callable[[np.ndarray], np.ndarray] = lambda frame: frame) -> list[np.ndarray]:
+    """Up to `max_frames` frames of a real video file, each passed through `convert` (BGR in; empty
+    when the file cannot be read): the benchmarks' clips."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < max_frames:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(convert(frame))
+    capture.release()
+    return frames
