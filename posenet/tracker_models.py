@@ -16,6 +16,7 @@ from pathlib import Path
 
 from posenet.core.fileio import check_writable
 from posenet.core.paths import OUR_MODELS
+from posenet.training.strategy import STRATEGIES
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,15 @@ def export(run_dir: Path, out: Path, data: Path, int8: bool) -> Path:
     return out
 
 
-def train(model: str, weights: str | None, train_file: Path, val_file: Path, runs: Path, epochs: int) -> Path:
-    """One tracker run (resumed if interrupted, reused if finished)."""
+def train(model: str, weights: str | None, train_file: Path, val_file: Path, runs: Path, epochs: int,
+          distribute: str | None = None) -> Path:
+    """One tracker run (resumed if interrupted, reused if finished), under the `distribute` strategy."""
     from posenet.tracker.train import TrackerTrainConfig, fit_tracker_model
     from posenet.training.runs import Run
 
     config = TrackerTrainConfig(model=model, train=str(train_file), val=str(val_file), logdir=str(runs),
-                                epochs=epochs, learning_rate=RATES[model], weights=weights)
+                                epochs=epochs, learning_rate=RATES[model], weights=weights,
+                                distribute=distribute)
     if Run(config.run_dir).done:
         print(f"{model}: already trained ({config.run_dir}), reused")
         return config.run_dir
@@ -88,11 +91,11 @@ def run(args: argparse.Namespace) -> None:
         "render scenes": lambda: (render(data / "scene_train.h5", "scene", sizes.scenes, SEEDS["scene_train"]),
                                   render(data / "scene_val.h5", "scene", sizes.scene_val, SEEDS["scene_val"])),
         "train the pose net": lambda: train(args.pose_model, weights, data / "face_train.h5", data / "face_val.h5",
-                                            runs, sizes.pose_epochs),
+                                            runs, sizes.pose_epochs, args.distribute),
         "export the pose net": lambda: export(runs / args.pose_model, args.out / OUTPUTS["pose"], data / "face_val.h5",
                                               args.int8),
         "train the localizer": lambda: train("localizer", None, data / "scene_train.h5", data / "scene_val.h5",
-                                             runs, sizes.localizer_epochs),
+                                             runs, sizes.localizer_epochs, args.distribute),
         "export the localizer": lambda: export(runs / "localizer", args.out / OUTPUTS["localizer"],
                                                data / "scene_val.h5", args.int8),
     }
@@ -118,3 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "pose_net: the small net from scratch (9.7 deg, 0.15 ms)")
     parser.add_argument("--int8", action="store_true", help="export int8 models (ONNX Runtime static quantisation)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one epoch: a smoke test")
+    parser.add_argument("--distribute", choices=STRATEGIES, default=None,
+                        help="train both nets on several devices: mirrored (all local GPUs) or multiworker (several "
+                             "machines, described by TF_CONFIG); the batch stays the global one, split across the "
+                             "replicas (default: one device)")

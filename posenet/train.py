@@ -44,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-features", action=argparse.BooleanOptionalAction, default=None,
                         help="train a frozen backbone's head (C_RESNET, C_MOBILENET) on cached backbone features "
                              "(default: when frozen)")
-    parser.add_argument("--distribute", default=None, help="tf.distribute strategy: mirrored or multiworker")
+    parser.add_argument("--distribute", default=None,
+                        help="train on several devices (study and tracker nets): mirrored (all local GPUs) or "
+                             "multiworker (several machines, described by TF_CONFIG); --batch-size stays the global "
+                             "batch, split across the replicas")
     parser.add_argument("--seed", type=int, default=pipe.seed)
     parser.add_argument("--augment", action="store_true", help="in-plane rotation, mirror and photometric jitter")
     parser.add_argument("--rotation-deg", type=float, default=pipe.rotation_deg, help="max in-plane rotation")
@@ -76,6 +79,7 @@ def tracker_config_from_args(args: argparse.Namespace) -> TrackerTrainConfig:
 
     return TrackerTrainConfig(model=args.model, train=str(args.train), val=str(args.val), logdir=args.logdir,
                               run_name=args.run_name, epochs=args.epochs, learning_rate=args.lr, weights=args.weights,
+                              distribute=args.distribute,
                               data=tracker_data.TrackerDataConfig(batch_size=args.batch_size, seed=args.seed))
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from posenet import cli
+from pathlib import Path
+
+from posenet import cli, tracker_models
 from posenet.tracker import contract
+from posenet.tracker import train as tracker_train
 
 
 def test_one_command_makes_both_contract_models_and_reuses_its_work(tmp_path, capsys):
@@ -23,3 +26,22 @@ def test_an_impossible_output_folder_fails_before_any_work(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert cli.main(["tracker-models", "--quick", "--workdir", str(tmp_path / "work"), "--out", str(blocker)]) == 2
     assert "a-file" in capsys.readouterr().err and not (tmp_path / "work").exists()
+
+
+def test_distribute_reaches_both_trainings(tmp_path, monkeypatch, capsys):
+    """`--distribute mirrored` is handed to the pose net's and the localizer's training (the
+    rendering, training and export themselves are stubbed: tests/tracker covers a mirrored fit)."""
+    trained = []
+
+    def fit(config):
+        trained.append((config.model, config.distribute))
+        return Path(config.run_dir)
+
+    monkeypatch.setattr(tracker_models, "render", lambda path, *args: path)
+    monkeypatch.setattr(tracker_models, "export", lambda run_dir, out, *args: out)
+    monkeypatch.setattr(tracker_train, "fit_tracker_model", fit)
+    work = ["--quick", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "models")]
+    assert cli.main(["tracker-models", *work, "--pose-model", "pose_net", "--distribute", "mirrored"]) == 0
+    assert trained == [("pose_net", "mirrored"), ("localizer", "mirrored")]
+    assert cli.main(["tracker-models", *work]) == 0  # default: one device
+    assert trained[2:] == [("pose_mobilenet", None), ("localizer", None)]

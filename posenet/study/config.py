@@ -22,9 +22,9 @@ from posenet.study.nets import c_resnet
 from posenet.study.pipeline import PipelineConfig
 from posenet.training.registry import ModelConfig, model_entry
 from posenet.training.runs import check_run_name, check_splits
+from posenet.training.strategy import check_strategy
 
 SCHEDULES = ("constant", "original", "cosine")
-STRATEGIES = ("mirrored", "multiworker")
 NESTED = ("pipeline", "net")
 NET_SETTINGS = ("input_size", "weights", "trainable_from")  # ModelConfig fields a run stores (not `extras`)
 SETTINGS = ("model", "loss", "train", "val", "logdir", "run_name", "epochs", "learning_rate", "batch_size",
@@ -80,11 +80,11 @@ def check_config(config: TrainConfig) -> None:
     """
     if model_entry(config.model).task != "rotvec":
         raise PosenetError(f"--model {config.model}: a tracker model; train it with posenet.tracker.train")
-    choices = {"loss": (config.loss, tuple(LOSSES)), "schedule": (config.schedule, SCHEDULES),
-               "distribute": (config.distribute, (None, *STRATEGIES))}
+    choices = {"loss": (config.loss, tuple(LOSSES)), "schedule": (config.schedule, SCHEDULES)}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
             raise PosenetError(f"--{name} {value}: choose from {', '.join(str(a) for a in allowed if a)}")
+    check_strategy(config.distribute)
     if config.epochs < 1 or config.pipeline.batch_size < 1:
         raise PosenetError("--epochs, --batch-size and --lr must be positive")
     check_positive(config.learning_rate, "--lr")  # NaN passes a `<= 0` test and trains a net of NaNs

@@ -1,9 +1,9 @@
 """Fit one study net (C1_NET, C2_NET, C_RESNET, C_MOBILENET, MOBILENET_QUAT) on one loss, with full logging.
 
-The run directory's format is `posenet.training.runs`'. Here: the strategy and learning-rate
-schedule, the callbacks (TensorBoard scalars, HParams, validation crops with their axes
-drawn, checkpoints, a BackupAndRestore state so an interrupted run resumes at the next
-epoch), and the fit itself, on the tf.data pipeline or, for a net with a frozen backbone
+The run directory's format is `posenet.training.runs`', `--distribute` is
+`posenet.training.strategy`'s. Here: the learning-rate schedule, the callbacks (TensorBoard
+scalars, HParams, validation crops with their axes drawn, checkpoints, a BackupAndRestore
+state so an interrupted run resumes at the next epoch), and the fit itself, on the tf.data pipeline or, for a net with a frozen backbone
 (C_RESNET, C_MOBILENET), on its cached backbone features (`posenet.study.features`; no augmentation is possible then).
 """
 from __future__ import annotations
@@ -30,6 +30,7 @@ from posenet.study.metrics import study_metrics
 from posenet.study.nets import frozen
 from posenet.training.registry import MODELS, build_model
 from posenet.training.runs import CONFIG, Run
+from posenet.training.strategy import make_strategy
 
 ORIGINAL_EPOCHS = (50, 30)  # the original: 50 epochs, then 30 at a 5x lower rate
 ORIGINAL_DECAY = 5.0
@@ -37,17 +38,7 @@ COSINE_FLOOR = 0.05  # "cosine" ends at 5 % of the initial rate
 IMAGE_SAMPLES = 6  # validation crops drawn in TensorBoard each epoch
 
 
-# --- distribution, schedule, model --------------------------------------------------------
-
-def make_strategy(name: str | None) -> tf.distribute.Strategy:
-    """The tf.distribute strategy: default (one device), all local devices, or multi-worker (TF_CONFIG)."""
-    if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
+# --- schedule, model ---------------------------------------------------------------------
 
 def learning_rate_schedule(config: TrainConfig) -> Callable[[int, float], float]:
     """Epoch -> learning rate: constant, the original's step down by 5x after 50 of 80 epochs,

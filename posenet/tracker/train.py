@@ -34,11 +34,13 @@ from posenet.tracker import data as tracker_data
 from posenet.training.registry import ModelConfig, build_model, model_entry
 from posenet.training.rotations import conjugate, quat_angle, quat_to_rotvec, relative_quat
 from posenet.training.runs import CONFIG, Run, check_run_name, check_splits
+from posenet.training.strategy import check_strategy, make_strategy
 
 TRACKER_TASKS = ("pose", "localizer")
 POSE_WEIGHTS = {"quat": 1.0, "pos_size": 1.0, "box": 1.0, "keypoints": 0.5, "nll": 0.02, "geodesic_deg": 0.0}
 LOCALIZER_WEIGHTS = {"bce": 1.0, "box": 2.0, "face_accuracy": 0.0}
 MIN_LR_FRACTION = 0.05  # cosine decay ends at this share of the initial rate
+EXECUTION = ("distribute",)  # settings of how a run is computed, not of what: a run may resume under another
 
 
 # --- losses ------------------------------------------------------------------------------
@@ -122,6 +124,7 @@ class TrackerTrainConfig:
     epochs: int = 10
     learning_rate: float = 1e-4  # cosine decay to MIN_LR_FRACTION of it over the run
     weights: str | None = None  # pose_mobilenet's trunk: None (random), "imagenet" or a legacy .pth file
+    distribute: str | None = None  # None (one device), "mirrored" or "multiworker" (posenet.training.strategy)
     data: tracker_data.TrackerDataConfig = field(default_factory=tracker_data.TrackerDataConfig)
 
     @property
@@ -132,7 +135,7 @@ class TrackerTrainConfig:
         """config.json's "train" (its "tracker_data" is `data` whole)."""
         return {"model": self.model, "task": model_entry(self.model).task, "train": self.train, "val": self.val,
                 "epochs": self.epochs, "batch_size": self.data.batch_size, "learning_rate": self.learning_rate,
-                "seed": self.data.seed, "weights": self.weights}
+                "seed": self.data.seed, "weights": self.weights, "distribute": self.distribute}
 
 
 def check_config(config: TrackerTrainConfig) -> str:
@@ -146,6 +149,7 @@ def check_config(config: TrackerTrainConfig) -> str:
         raise PosenetError("--epochs, --batch-size and --lr must be positive")
     check_positive(config.learning_rate, "--lr")  # NaN passes a `<= 0` test
     check_seed(config.data.seed)
+    check_strategy(config.distribute)
     return task
 
 
@@ -154,6 +158,7 @@ def fit_tracker_model(config: TrackerTrainConfig) -> Path:
     task = check_config(config)
     run = Run(config.run_dir)
     run.check_unfinished()
+    strategy = make_strategy(config.distribute)  # before any other TensorFlow work (multiworker needs that)
     make = DATASETS[task]
     train = make(config.train, config.data, training=True)
     val = make(config.val, config.data, training=False)
@@ -165,12 +170,13 @@ def fit_tracker_model(config: TrackerTrainConfig) -> Path:
     with run.attempt(), private_tempdir("autograph"):
         prepare_run_dir(run, config)
         keras.utils.set_random_seed(config.data.seed)
-        net = build_model(config.model, ModelConfig(weights=config.weights))
-        model = TrackerTraining(net, task)
-        model.build(net.input_shape)  # BackupAndRestore restores into a built model only
-        schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps,
-                                                          alpha=MIN_LR_FRACTION)
-        model.compile(optimizer=keras.optimizers.Adam(schedule))
+        with strategy.scope():  # the net, its wrapper and the optimizer: fit then splits each batch across replicas
+            net = build_model(config.model, ModelConfig(weights=config.weights))
+            model = TrackerTraining(net, task)
+            model.build(net.input_shape)  # BackupAndRestore restores into a built model only
+            schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, config.epochs * steps,
+                                                              alpha=MIN_LR_FRACTION)
+            model.compile(optimizer=keras.optimizers.Adam(schedule))
         callbacks = [keras.callbacks.TensorBoard(str(run.path), write_graph=False),
                      *run.checkpoint_callbacks(net, resume=True), run.backup_callback()]  # resumes at the next epoch
         start = time.perf_counter()
@@ -182,11 +188,14 @@ def fit_tracker_model(config: TrackerTrainConfig) -> Path:
 
 def prepare_run_dir(run: Run, config: TrackerTrainConfig) -> None:
     """Write config.json, or check that an unfinished run there is this one (then it resumes),
-    and that its resume state can be read (one line offering to start over when it cannot)."""
+    and that its resume state can be read (one line offering to start over when it cannot).
+
+    Every setting but EXECUTION's must match; one the run did not store (written before that
+    setting existed) counts as its default, None."""
     if (run.path / CONFIG).is_file():
         stored = run.config()["train"]
         for key, asked in config.settings().items():
-            if stored.get(key) != asked:
+            if key not in EXECUTION and stored.get(key) != asked:
                 raise PosenetError(f"{run.path}: holds an unfinished run with {key}={stored.get(key)!r}, "
                                    f"not {asked!r}; choose another --run-name")
     run.write_config({"train": config.settings(), "tracker_data": asdict(config.data)})

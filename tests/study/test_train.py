@@ -244,8 +244,9 @@ def test_mirrored_strategy_on_two_logical_cpus(splits, tmp_path):
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from posenet.study.config import TrainConfig
         from posenet.study.pipeline import PipelineConfig
-        from posenet.study.train import make_strategy, train
+        from posenet.study.train import train
         from posenet.training.registry import ModelConfig
+        from posenet.training.strategy import make_strategy
         print("replicas", make_strategy("mirrored").num_replicas_in_sync)
         run = TrainConfig(model="C1_NET", train={str(splits[0])!r}, val={str(splits[1])!r}, logdir={str(tmp_path)!r},
                           epochs=1, pipeline=PipelineConfig(input_size={SIZE}, batch_size=16),
@@ -289,6 +290,7 @@ def test_bad_inputs_give_one_clear_line(splits, tmp_path, capsys, monkeypatch):
         "missing.h5: no such train dataset file": ["--model", "C1_NET", "--train", str(tmp_path / "missing.h5")],
         "garbage.h5: not a readable HDF5 file": ["--model", "C1_NET", "--val", str(garbage)],
         "--loss huber: choose from mse, geodesic": ["--model", "C1_NET", "--loss", "huber"],
+        "--distribute mirror: choose from mirrored, multiworker": ["--model", "C1_NET", "--distribute", "mirror"],
         "the validation file is the training file": ["--model", "C1_NET", "--val", train_file],
         "pass a local copy of resnet50": ["--model", "C_RESNET", "--weights", "imagenet"],
         "boxes 'haar': choose from file, dlib": ["--model", "C1_NET", "--boxes", "haar"],
