@@ -105,6 +105,9 @@ class SynthConfig:
     detailed_face: bool = True  # eye sockets, lash lines, dark full brows, fringes (False: the first renderer's face)
     muted_backgrounds: bool = True  # procedural backgrounds desaturated, lower contrast, often out of focus
     light_from_above: bool = False  # lights only in the upper half around the viewing axis, as in most photos
+    # Face crops: camera to head centre, mm (uniform). Near cameras (webcams) show perspective:
+    # the jaw contour, 60-90 mm behind the eyes and nose, looks narrower than in a photo from afar.
+    face_distance_mm: tuple[float, float] = FACE_DISTANCE_MM
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None
@@ -1022,7 +1025,7 @@ def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appear
                quat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A face-centred crop: the head is placed in a virtual full frame, the crop gets its own camera."""
     frame = _frame_camera(rng, *VIRTUAL_FRAME, fov_deg=FACE_FOV_DEG)
-    distance = rng.uniform(*FACE_DISTANCE_MM)
+    distance = rng.uniform(*config.face_distance_mm)
     center = rng.uniform(0.2, 0.8, 2) * VIRTUAL_FRAME  # drawn either way: the variants share their random streams
     if config.head_on_axis:
         center = frame[2:]
@@ -1194,6 +1197,9 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if config.pose_distribution not in POSE_DISTRIBUTIONS:
         raise PosenetError(f"--pose: unknown distribution '{config.pose_distribution}', choose from "
                            f"{', '.join(POSE_DISTRIBUTIONS)}")
+    low, high = config.face_distance_mm
+    if not NEAR_MM * 4 <= low <= high:
+        raise PosenetError(f"face distance: need {NEAR_MM * 4:g} mm <= near <= far, got {low:g}..{high:g} mm")
     if not 1 <= config.quality <= 100:
         raise PosenetError(f"--quality: JPEG quality must be 1..100, got {config.quality}")
     if config.backgrounds is not None:

@@ -281,6 +281,8 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "current defaults, head off-axis": {"head_on_axis": False},
     "current defaults + light from above": {"light_from_above": True},
     "current defaults without the detailed face": {"detailed_face": False},
+    "current defaults, identity shape offsets x2": {"identity_scale": 2.0},
+    "current defaults, camera 0.35-4 m from the head": {"face_distance_mm": (350.0, 4000.0)},
 }
 
 

@@ -232,3 +232,14 @@ def test_calibrated_head_frame_on_a_worked_example():
     assert abs(geometry.geodesic_deg(_solve_pnp(ANATOMICAL_LANDMARKS_68, points, camera), quat)
                - AFLW_FRAME_PITCH_DEG) < 0.05
     assert abs(anatomical[1] - (-10.0)) > 2.0  # the uncalibrated model reads another pitch
+
+
+def test_face_distance_sets_the_camera_distance_and_bad_ranges_are_refused():
+    near = dataclasses.replace(MEAN_FACE, face_distance_mm=(400.0, 400.0))
+    far = dataclasses.replace(MEAN_FACE, face_distance_mm=(3000.0, 3000.0))
+    for config, distance in ((near, 400.0), (far, 3000.0)):
+        fields = synth.synthesize(config, 4, seed=3, workers=1)
+        depths = [_translation(fields["coords"][i], fields["camera"][i])[2] for i in range(4)]
+        np.testing.assert_allclose(depths, distance, rtol=1e-3)
+    with pytest.raises(synth.PosenetError, match="face distance"):
+        synth.synthesize(dataclasses.replace(CLEAN, face_distance_mm=(900.0, 500.0)), 1, seed=0, workers=1)
