@@ -50,6 +50,7 @@ class Timing(NamedTuple):
     localizer_runs: int
     tracked: int
     geodesic_median: float  # NaN without ground truth
+    quats: np.ndarray  # (frames, 4) the pose of every frame, NaN where the tracker had none
 
 
 def synthetic_clip(n_frames: int) -> Clip:
@@ -125,11 +126,22 @@ def time_tracker(localizer_path: Path, pose_path: Path, clip: Clip, face_check: 
     seconds, results, localizer_runs = min(passes, key=lambda p: p[0].sum())
     steady = seconds[[not r.localized for r in results]]
     ok = [i for i, r in enumerate(results) if r.status == "ok"]
+    quats = np.full((len(results), 4), np.nan)
+    quats[ok] = [results[i].quat for i in ok]
     geodesic = float("nan")
     if clip.quats is not None and ok:
-        geodesic = float(np.median(geometry.geodesic_deg(clip.quats[ok], np.array([results[i].quat for i in ok]))))
+        geodesic = float(np.median(geometry.geodesic_deg(clip.quats[ok], quats[ok])))
     return Timing(len(seconds) / seconds.sum(), len(steady) / steady.sum() if len(steady) else float("nan"),
-                  1e3 * float(np.median(pose.run_seconds)), localizer_runs, len(ok), geodesic)
+                  1e3 * float(np.median(pose.run_seconds)), localizer_runs, len(ok), geodesic, quats)
+
+
+def agreement(ours: np.ndarray, theirs: np.ndarray) -> tuple[int, int, int, float]:
+    """How two trackers' per-frame poses (NaN = no face) agree: frames each tracked, frames only
+    the second tracked, and the median angle between them where both did (NaN if none)."""
+    ours_ok, theirs_ok = np.isfinite(ours).all(axis=1), np.isfinite(theirs).all(axis=1)
+    both = ours_ok & theirs_ok
+    median = float(np.median(geometry.geodesic_deg(ours[both], theirs[both]))) if both.any() else float("nan")
+    return int(ours_ok.sum()), int(theirs_ok.sum()), int((theirs_ok & ~ours_ok).sum()), median
 
 
 def time_pnp_baseline(clip: Clip, n_frames: int) -> tuple[float, int, float]:
@@ -189,14 +201,20 @@ def benchmark(quick: bool) -> list[str]:
         lines.insert(0, "No tracker models found (work/models or ../shared/peers/opentrack): tracker rows skipped.")
     steady: dict[str, list[float]] = {}
     every: dict[tuple[str, bool], list[float]] = {}  # (label, face check) -> frames/s (all) per clip
+    agreements = []
     for clip in clips:
+        poses = {}
         for label, localizer, pose in sets:
             for face_check in (True, False):
                 timing = time_tracker(localizer, pose, clip, face_check)
                 every.setdefault((label, face_check), []).append(timing.fps_all)
                 if face_check:
                     steady.setdefault(label, []).append(timing.fps_tracking)
+                    poses[label] = timing.quats
                 lines.append(_row(clip, label + ("" if face_check else NO_CHECK), pose, timing))
+        ours = next((label for label in poses if label.startswith("ours")), None)
+        if ours is not None and "Opentrack" in poses:
+            agreements.append(_agreement_line(clip, ours, *agreement(poses[ours], poses["Opentrack"])))
         fps, found, geodesic = time_pnp_baseline(clip, BASELINE_FRAMES[quick])
         n = min(len(clip.frames), BASELINE_FRAMES[quick])
         print(f"{clip.name}, dlib + PnP: {fps:.1f} frames/s, pose on {found}/{n}, median geodesic {_deg(geodesic)} deg")
@@ -217,4 +235,13 @@ def benchmark(quick: bool) -> list[str]:
     if ours is not None and "Opentrack" in steady:
         ratio = min(steady[ours]) / min(steady["Opentrack"])
         lines.append(f"- ours / Opentrack speed ratio: {ratio:.2f} (target >= 1).")
+    lines += agreements
     return lines
+
+
+def _agreement_line(clip: Clip, ours: str, ours_ok: int, theirs_ok: int, missed: int, median: float) -> str:
+    """Print and return how our tracker agrees with Opentrack's on one clip."""
+    line = (f"- {clip.name}: {ours} tracked {ours_ok} frames, Opentrack {theirs_ok}; {missed} frames only Opentrack "
+            f"tracked; median angle between the two poses {_deg(median)} deg where both tracked.")
+    print(line[2:])
+    return line
