@@ -63,6 +63,7 @@ SCENE_SIZE = (288, 224)  # scene frame (width, height): the localizer input
 VIRTUAL_FRAME = (640, 480)  # the full frame that face crops are cut from (never rendered)
 FACE_FOV_DEG = (35.0, 80.0)  # horizontal field of view of the virtual frame
 FACE_DISTANCE_MM = (350.0, 1500.0)  # camera to head centre
+EYE_OPENING_SCALE = 1.6  # painted eye opening height / the lid landmarks' (detailed face)
 CROP_MARGIN = (1.5, 2.1)  # crop side / longer side of the landmark box
 CROP_JITTER = 0.08  # crop centre offset, fraction of the crop side
 SCENE_FOV_DEG = (45.0, 75.0)
@@ -108,6 +109,7 @@ class SynthConfig:
     # Face crops: camera to head centre, mm (uniform). Near cameras (webcams) show perspective:
     # the jaw contour, 60-90 mm behind the eyes and nose, looks narrower than in a photo from afar.
     face_distance_mm: tuple[float, float] = FACE_DISTANCE_MM
+    eye_opening: float = EYE_OPENING_SCALE  # detailed face: painted eye opening height / the lid landmarks' (1: at the lids)
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None
@@ -386,7 +388,6 @@ SIDE_HAIR_X = 64.0
 EYE_SOCKET_RAISE_MM = 2.5  # the socket shadow sits a little above the eye's centre
 EYE_SOCKET_HALF_HEIGHT_MM = 8.0
 EYE_SOCKET_OPACITY = 0.5
-EYE_OPENING_SCALE = 1.6  # painted eye opening height / the lid landmarks' (detailed face)
 BALD_TOP = -30.0  # a bald crown keeps hair only below this height
 
 
@@ -400,7 +401,7 @@ def _eye_socket(shape: tuple[int, int], eye: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(socket, (0, 0), 2.5 / TEX_MM)
 
 
-def _face_features(shape: tuple[int, int], detailed: bool) -> np.ndarray:
+def _face_features(shape: tuple[int, int], detailed: bool, eye_opening: float = EYE_OPENING_SCALE) -> np.ndarray:
     """Region weights of the face side without hair: brows, eyes, lips, nostrils on skin.
     `detailed` adds what makes a real face's eyes read from afar: socket shadows, lash lines
     and full brows."""
@@ -415,7 +416,7 @@ def _face_features(shape: tuple[int, int], detailed: bool) -> np.ndarray:
     for eye in (lm[36:42], lm[42:48]):
         if detailed:  # a socket shadow, and the opening painted a little taller than the lid landmarks
             _paint(weights, _eye_socket(shape, eye) * EYE_SOCKET_OPACITY, "dark", 0.3)
-            eye = eye.mean(axis=0) + (eye - eye.mean(axis=0)) * [1.0, EYE_OPENING_SCALE, 1.0]
+            eye = eye.mean(axis=0) + (eye - eye.mean(axis=0)) * [1.0, eye_opening, 1.0]
         opening = np.zeros(shape, np.float32)
         cv2.fillPoly(opening, [_tex_px(eye)], 1.0, cv2.LINE_AA, SHIFT)
         _paint(weights, opening, "sclera", 0.3)
@@ -500,12 +501,12 @@ def _hair_styles(detailed: bool) -> tuple[HairStyle, ...]:
     return DETAILED_HAIR_STYLES if detailed else HAIR_STYLES
 
 
-@functools.lru_cache(maxsize=2)
-def _textures(detailed: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=4)
+def _textures(detailed: bool = True, eye_opening: float = EYE_OPENING_SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Region weights (styles, 2 sides, H, W, K), skin-detail noise (2 sides, H, W) and beard
     coverage (2 sides, H, W), built once per face variant."""
     shape = _texture_shape()
-    features = _face_features(shape, detailed)
+    features = _face_features(shape, detailed, eye_opening)
     weights = np.stack([np.stack([_front_texture(features, style), _back_texture(style)])
                         for style in _hair_styles(detailed)])
     rng = np.random.default_rng(0)
@@ -540,6 +541,7 @@ class Appearance:
     hair_style: int  # index into _hair_styles(detailed)
     detailed: bool  # the detailed face textures (SynthConfig.detailed_face)
     beard: float  # beard opacity, 0 for none
+    eye_opening: float = EYE_OPENING_SCALE  # SynthConfig.eye_opening (detailed face)
 
     def model_points(self) -> np.ndarray:
         """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
@@ -593,7 +595,7 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05),
                       detail_shift=int(rng.integers(1 << 20)),
                       hair_style=int(rng.integers(len(_hair_styles(config.detailed_face)))),
-                      detailed=config.detailed_face,
+                      detailed=config.detailed_face, eye_opening=config.eye_opening,
                       beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0)
 
 
@@ -680,7 +682,7 @@ def _matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.ndarray) -> np.ndarray:
     """Albedo (n, 3) at texture positions (rows, columns, back-side flags) from this
     person's hair-style texture and the skin-detail noise."""
-    weights, detail, beard = _textures(appearance.detailed)
+    weights, detail, beard = _textures(appearance.detailed, appearance.eye_opening)
     height, width = weights.shape[2:4]
     row = np.clip(row.astype(np.int32), 0, height - 1)
     col = np.clip(col.astype(np.int32), 0, width - 1)
@@ -1197,6 +1199,8 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if config.pose_distribution not in POSE_DISTRIBUTIONS:
         raise PosenetError(f"--pose: unknown distribution '{config.pose_distribution}', choose from "
                            f"{', '.join(POSE_DISTRIBUTIONS)}")
+    if not 0.5 <= config.eye_opening <= 3.0:
+        raise PosenetError(f"eye opening: must be 0.5..3 times the lid landmarks' height, got {config.eye_opening:g}")
     low, high = config.face_distance_mm
     if not NEAR_MM * 4 <= low <= high:
         raise PosenetError(f"face distance: need {NEAR_MM * 4:g} mm <= near <= far, got {low:g}..{high:g} mm")

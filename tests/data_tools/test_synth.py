@@ -243,3 +243,13 @@ def test_face_distance_sets_the_camera_distance_and_bad_ranges_are_refused():
         np.testing.assert_allclose(depths, distance, rtol=1e-3)
     with pytest.raises(synth.PosenetError, match="face distance"):
         synth.synthesize(dataclasses.replace(CLEAN, face_distance_mm=(900.0, 500.0)), 1, seed=0, workers=1)
+
+
+def test_eye_opening_changes_the_pixels_but_not_the_labels():
+    wide = synth.synthesize(CLEAN, 2, seed=4, workers=1)
+    at_lids = synth.synthesize(dataclasses.replace(CLEAN, eye_opening=1.0), 2, seed=4, workers=1)
+    for key in ("quats", "pt2d_68", "coords", "camera"):
+        np.testing.assert_array_equal(wide[key], at_lids[key])
+    assert all(bytes(a) != bytes(b) for a, b in zip(wide["images"], at_lids["images"]))
+    with pytest.raises(synth.PosenetError, match="eye opening"):
+        synth.synthesize(dataclasses.replace(CLEAN, eye_opening=0.0), 1, seed=0, workers=1)
