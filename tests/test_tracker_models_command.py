@@ -38,10 +38,22 @@ def test_distribute_reaches_both_trainings(tmp_path, monkeypatch, capsys):
         return Path(config.run_dir)
 
     monkeypatch.setattr(tracker_models, "render", lambda path, *args: path)
-    monkeypatch.setattr(tracker_models, "export", lambda run_dir, out, *args: out)
+    monkeypatch.setattr(tracker_models, "export", lambda run_dir, out, *args, **kwargs: out)
     monkeypatch.setattr(tracker_train, "fit_tracker_model", fit)
     work = ["--quick", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "models")]
     assert cli.main(["tracker-models", *work, "--pose-model", "pose_net", "--distribute", "mirrored"]) == 0
     assert trained == [("pose_net", "mirrored"), ("localizer", "mirrored")]
     assert cli.main(["tracker-models", *work]) == 0  # default: one device
     assert trained[2:] == [("pose_mobilenet", None), ("localizer", None)]
+
+
+def test_int8_quantises_the_pose_net_only(tmp_path, monkeypatch):
+    """`--int8` exports the pose net as int8 and keeps the localizer float (measured slower as int8)."""
+    exported = []
+    monkeypatch.setattr(tracker_models, "render", lambda path, *args: path)
+    monkeypatch.setattr(tracker_models, "export",
+                        lambda run_dir, out, data, int8: exported.append((out.name, int8)) or out)
+    monkeypatch.setattr(tracker_train, "fit_tracker_model", lambda config: Path(config.run_dir))
+    work = ["--quick", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "models")]
+    assert cli.main(["tracker-models", *work, "--int8"]) == 0
+    assert exported == [("pose_net.onnx", True), ("localizer.onnx", False)]
