@@ -47,13 +47,15 @@ def test_distribute_reaches_both_trainings(tmp_path, monkeypatch, capsys):
     assert trained[2:] == [("pose_mobilenet", None), ("localizer", None)]
 
 
-def test_int8_quantises_the_pose_net_only(tmp_path, monkeypatch):
-    """`--int8` exports the pose net as int8 and keeps the localizer float (measured slower as int8)."""
+def test_the_pose_net_is_int8_by_default_and_the_localizer_float(tmp_path, monkeypatch):
+    """The pose net is exported int8 unless `--no-int8`; the localizer stays float (measured slower as int8)."""
     exported = []
     monkeypatch.setattr(tracker_models, "render", lambda path, *args: path)
     monkeypatch.setattr(tracker_models, "export",
                         lambda run_dir, out, data, int8: exported.append((out.name, int8)) or out)
     monkeypatch.setattr(tracker_train, "fit_tracker_model", lambda config: Path(config.run_dir))
     work = ["--quick", "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "models")]
-    assert cli.main(["tracker-models", *work, "--int8"]) == 0
+    assert cli.main(["tracker-models", *work]) == 0
     assert exported == [("pose_net.onnx", True), ("localizer.onnx", False)]
+    assert cli.main(["tracker-models", *work, "--no-int8"]) == 0
+    assert exported[2:] == [("pose_net.onnx", False), ("localizer.onnx", False)]
