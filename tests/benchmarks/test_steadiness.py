@@ -73,6 +73,7 @@ def test_benchmark_on_the_synthetic_clip(models, monkeypatch, tmp_path, capsys):
 
 def test_measure_with_our_pose_net_given(models, monkeypatch, tmp_path):
     monkeypatch.setattr(track, "OPENTRACK_MODELS", models)
+    monkeypatch.setattr(track, "OUR_MODELS", tmp_path / "none")  # no localizer of ours, whatever work/ holds
     pose = models / track.MODEL_FILES["pose"][1]
     sets = steadiness.model_sets(pose)
     assert [label for label, *_ in sets] == ["Opentrack", "ours pose + Opentrack localizer"]
