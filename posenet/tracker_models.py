@@ -3,8 +3,9 @@
 Renders the rendered-face and scene sets (reused while the renderer and its settings are
 unchanged), trains the pose net (by default `pose_mobilenet` on the offline ImageNet trunk, the
 recipe of results/tracker_pose_recipes.md) and the localizer (each resumes if interrupted, and a
-finished run is reused), exports both in Opentrack's contract into `--out` (the pose net as int8
-unless `--no-int8`; the localizer float, measured slower as int8) and prints what each step took.
+finished run is reused), exports both in Opentrack's contract into `--out` (pose_mobilenet as int8
+unless `--no-int8`; pose_net and the localizer float, measured slower as int8) and prints what each
+step took.
 `--quick` is a smoke test with tiny sizes.
 """
 
@@ -37,6 +38,7 @@ QUICK = Sizes(faces=64, face_val=32, scenes=64, scene_val=32, pose_epochs=1, loc
 SEEDS = {"face_train": 41, "face_val": 12, "scene_train": 21, "scene_val": 22}  # face_val as in the README
 RATES = {"pose_mobilenet": 2e-4, "pose_net": 2e-3, "localizer": 3e-3}  # measured (tracker_pose_recipes.md)
 OUTPUTS = {"pose": "pose_net.onnx", "localizer": "localizer.onnx"}  # the names `posenet track` looks for
+INT8_BY_DEFAULT = ("pose_mobilenet",)  # pose nets faster as int8 (measured; pose_net and the localizer are not)
 
 
 def render(path: Path, mode: str, n: int, seed: int) -> Path:
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> None:
         check_writable(args.out / name)  # fail now, not after an hour of training
     data, runs = args.workdir / "data", args.workdir / "runs"
     weights = "imagenet" if args.pose_model == "pose_mobilenet" else None
+    int8 = args.int8 if args.int8 is not None else args.pose_model in INT8_BY_DEFAULT
     steps = {
         "render faces": lambda: (render(data / "face_train.h5", "face", sizes.faces, SEEDS["face_train"]),
                                  render(data / "face_val.h5", "face", sizes.face_val, SEEDS["face_val"])),
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> None:
         "train the pose net": lambda: train(args.pose_model, weights, data / "face_train.h5", data / "face_val.h5",
                                             runs, sizes.pose_epochs, args.distribute),
         "export the pose net": lambda: export(runs / args.pose_model, args.out / OUTPUTS["pose"], data / "face_val.h5",
-                                              args.int8),
+                                              int8),
         "train the localizer": lambda: train("localizer", None, data / "scene_train.h5", data / "scene_val.h5",
                                              runs, sizes.localizer_epochs, args.distribute),
         "export the localizer": lambda: export(runs / "localizer", args.out / OUTPUTS["localizer"],
@@ -118,12 +121,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=OUR_MODELS, help="folder for pose_net.onnx and localizer.onnx")
     parser.add_argument("--workdir", type=Path, default=Path("work/tracker"), help="rendered sets and training runs")
     parser.add_argument("--pose-model", choices=("pose_mobilenet", "pose_net"), default="pose_mobilenet",
-                        help="pose_mobilenet: ImageNet MobileNetV2 trunk (7.6 deg on real faces, 1.5 ms/patch); "
-                             "pose_net: the small net from scratch (9.7 deg, 0.15 ms)")
-    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
-                        help="export the pose net as int8 (ONNX Runtime static quantisation; the default: about 2x "
-                             "faster than float and as accurate on real faces, so the tracker is not slower than with "
-                             "Opentrack's models; --no-int8 for float); the localizer stays float (slower as int8)")
+                        help="pose_mobilenet: ImageNet MobileNetV2 trunk (7.5 deg on real faces, 0.84 ms/patch as "
+                             "int8); pose_net: the small net from scratch (9.7 deg, 0.15 ms)")
+    parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
+                        help="export the pose net as int8 (ONNX Runtime static quantisation). Default: int8 for "
+                             "pose_mobilenet (2x faster than float and as accurate on real faces, so the tracker is "
+                             "not slower than with Opentrack's models), float for pose_net (slower as int8); the "
+                             "localizer stays float (slower as int8)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one epoch: a smoke test")
     parser.add_argument("--distribute", choices=STRATEGIES, default=None,
                         help="train both nets on several devices: mirrored (all local GPUs) or multiworker (several "

@@ -47,8 +47,9 @@ def test_distribute_reaches_both_trainings(tmp_path, monkeypatch, capsys):
     assert trained[2:] == [("pose_mobilenet", None), ("localizer", None)]
 
 
-def test_the_pose_net_is_int8_by_default_and_the_localizer_float(tmp_path, monkeypatch):
-    """The pose net is exported int8 unless `--no-int8`; the localizer stays float (measured slower as int8)."""
+def test_int8_by_default_only_where_it_is_faster(tmp_path, monkeypatch):
+    """pose_mobilenet is exported int8 unless `--no-int8`, pose_net only with `--int8`; the localizer stays
+    float (both measured slower as int8)."""
     exported = []
     monkeypatch.setattr(tracker_models, "render", lambda path, *args: path)
     monkeypatch.setattr(tracker_models, "export",
@@ -59,3 +60,7 @@ def test_the_pose_net_is_int8_by_default_and_the_localizer_float(tmp_path, monke
     assert exported == [("pose_net.onnx", True), ("localizer.onnx", False)]
     assert cli.main(["tracker-models", *work, "--no-int8"]) == 0
     assert exported[2:] == [("pose_net.onnx", False), ("localizer.onnx", False)]
+    assert cli.main(["tracker-models", *work, "--pose-model", "pose_net"]) == 0  # slower as int8: float
+    assert exported[4:] == [("pose_net.onnx", False), ("localizer.onnx", False)]
+    assert cli.main(["tracker-models", *work, "--pose-model", "pose_net", "--int8"]) == 0
+    assert exported[6:] == [("pose_net.onnx", True), ("localizer.onnx", False)]
