@@ -110,6 +110,7 @@ class SynthConfig:
     # the jaw contour, 60-90 mm behind the eyes and nose, looks narrower than in a photo from afar.
     face_distance_mm: tuple[float, float] = FACE_DISTANCE_MM
     eye_opening: float = EYE_OPENING_SCALE  # detailed face: painted eye opening height / the lid landmarks' (1: at the lids)
+    fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None
@@ -384,6 +385,7 @@ DETAILED_HAIR_STYLES = HAIR_STYLES + (  # hair that frames the face, as in most 
     HairStyle(-30.0, 10.0, 80.0, False),  # fringe down to the brows
     HairStyle(-50.0, 140.0, 170.0, False),  # long, with a low fringe
 )
+FRINGE_STYLES = (2, 5, 6)  # DETAILED_HAIR_STYLES with hair over the forehead
 SIDE_HAIR_X = 64.0
 EYE_SOCKET_RAISE_MM = 2.5  # the socket shadow sits a little above the eye's centre
 EYE_SOCKET_HALF_HEIGHT_MM = 8.0
@@ -564,6 +566,14 @@ def _lerp_palette(rng: np.random.Generator, palette: np.ndarray) -> np.ndarray:
     return palette[i] + rng.uniform() * (palette[i + 1] - palette[i])
 
 
+def _hair_style(config: SynthConfig, rng: np.random.Generator) -> int:
+    """Any style alike; with `fringe_probability` > 0 (an extra draw) a fringe style that often."""
+    style = int(rng.integers(len(_hair_styles(config.detailed_face))))
+    if config.fringe_probability > 0 and config.detailed_face and rng.uniform() < config.fringe_probability:
+        style = FRINGE_STYLES[style % len(FRINGE_STYLES)]
+    return style
+
+
 def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearance:
     """Draw a random person, expression and lighting."""
     coefficients = (rng.normal(size=len(BASIS_NAMES)) * IDENTITY_SIGMA * config.identity_scale
@@ -594,7 +604,7 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
                       shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05),
                       detail_shift=int(rng.integers(1 << 20)),
-                      hair_style=int(rng.integers(len(_hair_styles(config.detailed_face)))),
+                      hair_style=_hair_style(config, rng),
                       detailed=config.detailed_face, eye_opening=config.eye_opening,
                       beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0)
 
@@ -1199,6 +1209,8 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if config.pose_distribution not in POSE_DISTRIBUTIONS:
         raise PosenetError(f"--pose: unknown distribution '{config.pose_distribution}', choose from "
                            f"{', '.join(POSE_DISTRIBUTIONS)}")
+    if not 0.0 <= config.fringe_probability <= 1.0:
+        raise PosenetError(f"fringe probability: must be 0..1, got {config.fringe_probability:g}")
     if not 0.5 <= config.eye_opening <= 3.0:
         raise PosenetError(f"eye opening: must be 0.5..3 times the lid landmarks' height, got {config.eye_opening:g}")
     low, high = config.face_distance_mm

@@ -284,6 +284,7 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "current defaults, identity shape offsets x2": {"identity_scale": 2.0},
     "current defaults, camera 0.35-4 m from the head": {"face_distance_mm": (350.0, 4000.0)},
     "current defaults, eyes painted open to the lid landmarks (not 1.6x)": {"eye_opening": 1.0},
+    "current defaults, 60 % of people with a fringe over the forehead": {"fringe_probability": 0.6},
 }
 
 

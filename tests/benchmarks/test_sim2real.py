@@ -62,3 +62,13 @@ def test_bench_sim2real_missing_real_file_is_one_line(tmp_path, capsys):
     assert main(["bench", "sim2real", "--quick", "--real", str(tmp_path / "none.h5"),
                  "--results", str(tmp_path / "results")]) == 2
     assert "none.h5: no such real dataset file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("label", list(sim2real.ABLATION))
+def test_every_ablation_row_is_a_valid_renderer_setting(label):
+    """Each row only changes SynthConfig fields, to values the renderer accepts (a typo or a bad
+    value would otherwise surface after an hour of `bench sim2real-ablation`)."""
+    import dataclasses
+
+    config = dataclasses.replace(synth.SynthConfig(), **sim2real.ABLATION[label])
+    assert len(synth.synthesize(config, 1, seed=0, workers=1)["quats"]) == 1

@@ -253,3 +253,13 @@ def test_eye_opening_changes_the_pixels_but_not_the_labels():
     assert all(bytes(a) != bytes(b) for a, b in zip(wide["images"], at_lids["images"]))
     with pytest.raises(synth.PosenetError, match="eye opening"):
         synth.synthesize(dataclasses.replace(CLEAN, eye_opening=0.0), 1, seed=0, workers=1)
+
+
+def test_fringe_probability_draws_fringe_styles():
+    always = dataclasses.replace(CLEAN, fringe_probability=1.0)
+    styles = [synth.sample_appearance(always, np.random.default_rng([7, i])).hair_style for i in range(20)]
+    assert set(styles) <= set(synth.FRINGE_STYLES) and len(set(styles)) > 1
+    default = [synth.sample_appearance(CLEAN, np.random.default_rng([7, i])).hair_style for i in range(80)]
+    assert set(default) == set(range(len(synth.DETAILED_HAIR_STYLES)))  # by default every style alike
+    with pytest.raises(synth.PosenetError, match="fringe probability"):
+        synth.synthesize(dataclasses.replace(CLEAN, fringe_probability=1.5), 1, seed=0, workers=1)
