@@ -385,7 +385,9 @@ DETAILED_HAIR_STYLES = HAIR_STYLES + (  # hair that frames the face, as in most 
     HairStyle(-30.0, 10.0, 80.0, False),  # fringe down to the brows
     HairStyle(-50.0, 140.0, 170.0, False),  # long, with a low fringe
 )
-FRINGE_STYLES = (2, 5, 6)  # DETAILED_HAIR_STYLES with hair over the forehead
+FRINGE_HAIRLINE_MM = -55.0  # a hairline at least this low on the forehead midline is a fringe
+FRINGE_STYLES = tuple(i for i, style in enumerate(DETAILED_HAIR_STYLES)
+                      if not style.bald and style.front_top >= FRINGE_HAIRLINE_MM)  # hair over the forehead
 SIDE_HAIR_X = 64.0
 EYE_SOCKET_RAISE_MM = 2.5  # the socket shadow sits a little above the eye's centre
 EYE_SOCKET_HALF_HEIGHT_MM = 8.0
