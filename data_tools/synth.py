@@ -63,7 +63,10 @@ SCENE_SIZE = (288, 224)  # scene frame (width, height): the localizer input
 VIRTUAL_FRAME = (640, 480)  # the full frame that face crops are cut from (never rendered)
 FACE_FOV_DEG = (35.0, 80.0)  # horizontal field of view of the virtual frame
 FACE_DISTANCE_MM = (350.0, 1500.0)  # camera to head centre
+FACE_ON_AXIS_STEPS = 3  # fixed-point steps that centre the landmark box on the axis (to < 0.1 px)
 EYE_OPENING_SCALE = 1.6  # painted eye opening height / the lid landmarks' (detailed face)
+BROW_LOWERING_ANTHROPOMETRIC_MM = 9.0  # model brow peak 32 mm above the pupil -> 23 mm (adults: 20-25 mm)
+BROW_LOWERING_LIMIT_MM = 15.0  # further and the brows would reach the upper lids
 CROP_MARGIN = (1.5, 2.1)  # crop side / longer side of the landmark box
 CROP_JITTER = 0.08  # crop centre offset, fraction of the crop side
 SCENE_FOV_DEG = (45.0, 75.0)
@@ -103,6 +106,10 @@ class SynthConfig:
     # False: anywhere in a wide virtual frame, where a head seen off-axis looks turned by up to
     # ~25 deg more than its label says (the first renderer).
     head_on_axis: bool = True
+    # With head_on_axis: the centre of the face (its landmark box), not the skull's centre, on the
+    # axis. A near camera looking at the skull centre sees the face, 40 mm lower, from above: at
+    # 0.35 m it looks pitched by 8 deg more than its label says.
+    face_on_axis: bool = False
     detailed_face: bool = True  # eye sockets, lash lines, dark full brows, fringes (False: the first renderer's face)
     muted_backgrounds: bool = True  # procedural backgrounds desaturated, lower contrast, often out of focus
     light_from_above: bool = False  # lights only in the upper half around the viewing axis, as in most photos
@@ -111,6 +118,10 @@ class SynthConfig:
     face_distance_mm: tuple[float, float] = FACE_DISTANCE_MM
     eye_opening: float = EYE_OPENING_SCALE  # detailed face: painted eye opening height / the lid landmarks' (1: at the lids)
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
+    # Mean brow height below the face model's (mm; the brow_raise offset of every person moves by
+    # this). The model's brow peak sits 32 mm above the pupil; adults' upper brow margin sits
+    # about 20-25 mm above it (BROW_LOWERING_ANTHROPOMETRIC_MM), and iBUG brow points follow it.
+    brow_lowering_mm: float = 0.0
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None
@@ -580,6 +591,7 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
     """Draw a random person, expression and lighting."""
     coefficients = (rng.normal(size=len(BASIS_NAMES)) * IDENTITY_SIGMA * config.identity_scale
                     + rng.uniform(-0.4, 1.0, len(BASIS_NAMES)).clip(0.0) * EXPRESSION_MAX * config.expression_scale)
+    coefficients[BASIS_NAMES.index("brow_raise")] -= config.brow_lowering_mm
     skin = _lerp_palette(rng, SKIN_TONES) * rng.uniform(0.92, 1.08, 3)
     hair = _lerp_palette(rng, HAIR_COLOURS) * rng.uniform(0.85, 1.15)
     colours = np.stack([  # in REGIONS order
@@ -1035,6 +1047,18 @@ def _face_box(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
 
 
+def _face_on_axis(model_points: np.ndarray, quat: np.ndarray, translation: np.ndarray,
+                  camera: np.ndarray) -> np.ndarray:
+    """The head moved sideways (same depth) until its landmark box is centred on the optical axis,
+    so that the crop sees the face straight on: the pose weak-perspective labels (AFLW's) describe."""
+    for _ in range(FACE_ON_AXIS_STEPS):
+        points = model_points @ quat_to_matrix(quat).T + translation
+        box = _face_box(project(points, camera))
+        offset_px = (box[:2] + box[2:]) / 2.0 - camera[2:]
+        translation = translation - np.append(offset_px * points[:, 2].mean() / camera[:2], 0.0)
+    return translation
+
+
 def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appearance,
                quat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A face-centred crop: the head is placed in a virtual full frame, the crop gets its own camera."""
@@ -1044,6 +1068,8 @@ def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appear
     if config.head_on_axis:
         center = frame[2:]
     translation = _place_head(frame, frame[0] * HEAD_SIZE_MM / distance, center)
+    if config.head_on_axis and config.face_on_axis:
+        translation = _face_on_axis(appearance.model_points(), quat, translation, frame)
     box = _face_box(_pose_labels(appearance.model_points(), quat, translation, frame)["pt2d_68"])
     side = max(box[2] - box[0], box[3] - box[1]) * rng.uniform(*CROP_MARGIN)
     crop_center = (box[:2] + box[2:]) / 2.0 + rng.uniform(-CROP_JITTER, CROP_JITTER, 2) * side
@@ -1215,6 +1241,8 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
         raise PosenetError(f"fringe probability: must be 0..1, got {config.fringe_probability:g}")
     if not 0.5 <= config.eye_opening <= 3.0:
         raise PosenetError(f"eye opening: must be 0.5..3 times the lid landmarks' height, got {config.eye_opening:g}")
+    if not -BROW_LOWERING_LIMIT_MM <= config.brow_lowering_mm <= BROW_LOWERING_LIMIT_MM:
+        raise PosenetError(f"brow lowering: must be within +-{BROW_LOWERING_LIMIT_MM:g} mm, got {config.brow_lowering_mm:g}")
     low, high = config.face_distance_mm
     if not NEAR_MM * 4 <= low <= high:
         raise PosenetError(f"face distance: need {NEAR_MM * 4:g} mm <= near <= far, got {low:g}..{high:g} mm")

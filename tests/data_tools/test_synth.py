@@ -263,3 +263,32 @@ def test_fringe_probability_draws_fringe_styles():
     assert set(default) == set(range(len(synth.DETAILED_HAIR_STYLES)))  # by default every style alike
     with pytest.raises(synth.PosenetError, match="fringe probability"):
         synth.synthesize(dataclasses.replace(CLEAN, fringe_probability=1.5), 1, seed=0, workers=1)
+
+
+def test_brow_lowering_moves_the_brows_toward_the_eyes_and_nothing_else():
+    frontal = dataclasses.replace(MEAN_FACE, yaw_range=0.0, pitch_range=0.0, roll_range=0.0)
+
+    def face_mm(config: synth.SynthConfig) -> np.ndarray:
+        """Landmarks in mm from the eye centre (the crop itself follows the landmark box)."""
+        points = synth.render_sample(config, 0, 0)["pt2d_68"].astype(np.float64)
+        return (points - points[36:48].mean(axis=0)) * 90.0 / (points[45, 0] - points[36, 0])  # corners 90 mm apart
+
+    model, lowered = face_mm(frontal), face_mm(dataclasses.replace(frontal, brow_lowering_mm=9.0))
+    drop = lowered[17:27, 1] - model[17:27, 1]
+    assert np.all(drop > 5.0) and 7.5 < drop.mean() < 9.5  # about 9 mm where the brow field is full
+    np.testing.assert_allclose(lowered[28:], model[28:], atol=0.3)  # nose, eyes, mouth and jaw stay
+    with pytest.raises(synth.PosenetError, match="brow lowering"):
+        synth.synthesize(dataclasses.replace(CLEAN, brow_lowering_mm=30.0), 1, seed=0, workers=1)
+
+
+@pytest.mark.parametrize("face_on_axis, seen_head_on", [(True, True), (False, False)])
+def test_face_on_axis_shows_a_near_face_at_its_labelled_pitch(face_on_axis, seen_head_on):
+    """A weak-perspective fit (AFLW's labels) of a face 0.4 m from the camera reads its label's pitch
+    only when the face, not the skull centre 40 mm above it, is on the optical axis."""
+    config = dataclasses.replace(MEAN_FACE, face_distance_mm=(400.0, 400.0), face_on_axis=face_on_axis,
+                                 yaw_range=30.0, pitch_range=20.0, roll_range=20.0)
+    fields = synth.synthesize(config, 6, seed=2, workers=1)
+    orthographic = np.array([30 * 256.0, 30 * 256.0, 128.0, 128.0])
+    errors = [geometry.ypr_deg(_solve_pnp(LANDMARKS_68, fields["pt2d_68"][i], orthographic))[1]
+              - geometry.ypr_deg(fields["quats"][i].astype(np.float64))[1] for i in range(6)]
+    assert (abs(np.mean(errors)) < 1.5) == seen_head_on, errors
