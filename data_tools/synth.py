@@ -65,7 +65,10 @@ FACE_FOV_DEG = (35.0, 80.0)  # horizontal field of view of the virtual frame
 FACE_DISTANCE_MM = (350.0, 1500.0)  # camera to head centre
 FACE_ON_AXIS_STEPS = 3  # fixed-point steps that centre the landmark box on the axis (to < 0.1 px)
 EYE_OPENING_SCALE = 1.6  # painted eye opening height / the lid landmarks' (detailed face)
-BROW_LOWERING_ANTHROPOMETRIC_MM = 9.0  # model brow peak 32 mm above the pupil -> 23 mm (adults: 20-25 mm)
+# The face model's brow peak sits 32 mm above the pupil. Adults' lower brow border sits about 19.5 mm
+# above the lower edge of the cornea (eyebrow-position studies), i.e. 14 mm above the pupil, and
+# brows are 8-10 mm tall: their upper margin, which the iBUG brow points follow, about 23 mm.
+BROW_LOWERING_ANTHROPOMETRIC_MM = 9.0
 BROW_LOWERING_LIMIT_MM = 15.0  # further and the brows would reach the upper lids
 CROP_MARGIN = (1.5, 2.1)  # crop side / longer side of the landmark box
 CROP_JITTER = 0.08  # crop centre offset, fraction of the crop side
@@ -75,7 +78,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 POSE_DISTRIBUTIONS = ("realistic", "uniform")
 REALISTIC_SIGMA_DEG = (30.0, 13.0, 9.0)  # yaw, pitch, roll spread of the near-frontal part
 REALISTIC_WIDE_YAW = 0.25  # share of faces whose yaw is uniform over the whole range (turned heads, profiles)
-SOURCE = "posenet-synth v2"  # bump when the same config and seed would render other pixels (stale caches re-render)
+SOURCE = "posenet-synth v3"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
 NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
@@ -91,7 +94,8 @@ class SynthConfig:
 
     Angles in degrees: yaw, pitch and roll are drawn uniformly from +-range (AFLW
     convention, see geometry.ypr_deg). `identity_scale` and `expression_scale` scale the
-    random shape offsets (0 renders the exact mean face of facemodel.LANDMARKS_68).
+    random shape offsets (0, with `brow_lowering_mm` 0, renders the exact mean face of
+    facemodel.LANDMARKS_68).
     """
 
     mode: str = "face"
@@ -109,7 +113,7 @@ class SynthConfig:
     # With head_on_axis: the centre of the face (its landmark box), not the skull's centre, on the
     # axis. A near camera looking at the skull centre sees the face, 40 mm lower, from above: at
     # 0.35 m it looks pitched by 8 deg more than its label says.
-    face_on_axis: bool = False
+    face_on_axis: bool = True
     detailed_face: bool = True  # eye sockets, lash lines, dark full brows, fringes (False: the first renderer's face)
     muted_backgrounds: bool = True  # procedural backgrounds desaturated, lower contrast, often out of focus
     light_from_above: bool = False  # lights only in the upper half around the viewing axis, as in most photos
@@ -118,10 +122,9 @@ class SynthConfig:
     face_distance_mm: tuple[float, float] = FACE_DISTANCE_MM
     eye_opening: float = EYE_OPENING_SCALE  # detailed face: painted eye opening height / the lid landmarks' (1: at the lids)
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
-    # Mean brow height below the face model's (mm; the brow_raise offset of every person moves by
-    # this). The model's brow peak sits 32 mm above the pupil; adults' upper brow margin sits
-    # about 20-25 mm above it (BROW_LOWERING_ANTHROPOMETRIC_MM), and iBUG brow points follow it.
-    brow_lowering_mm: float = 0.0
+    # Mean brow height below the face model's, mm (the brow_raise offset of every person moves by
+    # this; see BROW_LOWERING_ANTHROPOMETRIC_MM). The PnP face model keeps its brows.
+    brow_lowering_mm: float = BROW_LOWERING_ANTHROPOMETRIC_MM
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None

@@ -29,6 +29,8 @@ BENCHMARKS = {
                    "on a near-still head"),
     "sim2real": ("posenet.benchmarks.sim2real:benchmark", "Sim-to-real proxy: a fixed net trained on rendered faces, "
                  "scored on real ones"),
+    "sim2real-layout": ("posenet.benchmarks.sim2real_layout:benchmark", "Sim-to-real landmark layout: a linear "
+                        "read-out fitted on rendered landmarks, applied to real ones"),
     "sim2real-ablation": ("posenet.benchmarks.sim2real:ablation", "Sim-to-real proxy, one row per renderer change"),
 }
 ON_REQUEST = ("sim2real-ablation",)  # hours at the full budget: run only when named

@@ -269,22 +269,26 @@ def benchmark(quick: bool, real: str | Path | None = None, json_path: str | Path
 
 # --- the ablation: one row per renderer change ----------------------------------------------------
 
-FIRST_RENDERER = {"pose_distribution": "uniform", "head_on_axis": False, "detailed_face": False,
+RENDERER_V2 = {"brow_lowering_mm": 0.0, "face_on_axis": False}  # sessions 2-5's defaults, where v3 differs
+FIRST_RENDERER = {**RENDERER_V2, "pose_distribution": "uniform", "head_on_axis": False, "detailed_face": False,
                   "muted_backgrounds": False}
 ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the first row: the first renderer)
     "first renderer's settings": FIRST_RENDERER,
     "+ realistic pose distribution": {**FIRST_RENDERER, "pose_distribution": "realistic"},
     "+ head on the optical axis": {**FIRST_RENDERER, "pose_distribution": "realistic", "head_on_axis": True},
-    "+ detailed face (eyes, brows, fringes)": {"muted_backgrounds": False},
-    "+ muted backgrounds (= current defaults)": {},
-    "current defaults, uniform poses": {"pose_distribution": "uniform"},
-    "current defaults, head off-axis": {"head_on_axis": False},
-    "current defaults + light from above": {"light_from_above": True},
-    "current defaults without the detailed face": {"detailed_face": False},
-    "current defaults, identity shape offsets x2": {"identity_scale": 2.0},
-    "current defaults, camera 0.35-4 m from the head": {"face_distance_mm": (350.0, 4000.0)},
-    "current defaults, eyes painted open to the lid landmarks (not 1.6x)": {"eye_opening": 1.0},
-    "current defaults, 60 % of people with a fringe over the forehead": {"fringe_probability": 0.6},
+    "+ detailed face (eyes, brows, fringes)": {**RENDERER_V2, "muted_backgrounds": False},
+    "+ muted backgrounds (= renderer v2)": RENDERER_V2,
+    "renderer v2, uniform poses": {**RENDERER_V2, "pose_distribution": "uniform"},
+    "renderer v2, head off-axis": {**RENDERER_V2, "head_on_axis": False},
+    "renderer v2 + light from above": {**RENDERER_V2, "light_from_above": True},
+    "renderer v2 without the detailed face": {**RENDERER_V2, "detailed_face": False},
+    "renderer v2, identity shape offsets x2": {**RENDERER_V2, "identity_scale": 2.0},
+    "renderer v2, camera 0.35-4 m from the head": {**RENDERER_V2, "face_distance_mm": (350.0, 4000.0)},
+    "renderer v2, eyes painted open to the lid landmarks (not 1.6x)": {**RENDERER_V2, "eye_opening": 1.0},
+    "renderer v2, 60 % of people with a fringe over the forehead": {**RENDERER_V2, "fringe_probability": 0.6},
+    "+ brows 9 mm lower (anthropometric)": {"face_on_axis": False},
+    "+ brows 9 mm lower, camera 5-10 m (weak perspective)": {"face_on_axis": False, "face_distance_mm": (5000.0, 10000.0)},
+    "+ brows 9 mm lower, the face on the axis (= renderer v3, current defaults)": {},
 }
 
 

@@ -15,7 +15,7 @@ from posenet.core.facemodel import FLIP_PERMUTATION_68, LANDMARKS_68
 from posenet.core.h5format import decode_image, read_dataset
 
 CLEAN = synth.SynthConfig(lossy=False, degrade=False, occluder_probability=0.0)
-MEAN_FACE = dataclasses.replace(CLEAN, identity_scale=0.0, expression_scale=0.0)
+MEAN_FACE = dataclasses.replace(CLEAN, identity_scale=0.0, expression_scale=0.0, brow_lowering_mm=0.0)  # the face model
 
 
 def _translation(coords: np.ndarray, camera: np.ndarray) -> np.ndarray:
