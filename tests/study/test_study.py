@@ -236,3 +236,25 @@ def test_an_impossible_results_folder_fails_before_training(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "a-file is not a directory" in err and len(err.strip().splitlines()) == 1
     assert not (work / "runs").exists()
+
+
+def test_an_arm_trained_on_data_rendered_since_is_kept_aside_and_trained_again(smoke, tmp_path, capsys):
+    """A new renderer re-renders the cached splits; the finished arms describe the old data, so the
+    study must not report them as results on the new data (it used to)."""
+    import shutil
+
+    import h5py
+
+    work = shutil.copytree(smoke["root"] / "work", tmp_path / "work")
+    arm = "C1_NET-mse"
+    old_model = (work / "runs" / arm / "best.keras").read_bytes()
+    train = next((work / "data").glob("*-train-*.h5"))
+    with h5py.File(train, "a") as handle:  # as if an older renderer had made it
+        handle.attrs["source"] = "posenet-synth v0 mode=face seed=1001"
+    base = [arg if arg != str(smoke["root"] / "work") else str(work) for arg in smoke["base"]]
+    base[base.index("--results") + 1] = str(tmp_path / "results")
+    assert cli.main([*base, "--arms", arm]) == 0
+    assert "training again" in capsys.readouterr().out
+    assert (work / "runs" / f"{arm}.stale-1" / "best.keras").read_bytes() == old_model  # nothing lost
+    assert study.Run(work / "runs" / arm).done
+    assert not study.trained_on_older_data(work / "runs" / arm, {"train": train, "val": train})
