@@ -112,7 +112,7 @@ class SynthConfig:
     head_on_axis: bool = True
     # With head_on_axis: the centre of the face (its landmark box), not the skull's centre, on the
     # axis. A near camera looking at the skull centre sees the face, 40 mm lower, from above: at
-    # 0.35 m it looks pitched by 8 deg more than its label says.
+    # 0.4 m a weak-perspective fit of its landmarks reads a pitch 5 deg off its label.
     face_on_axis: bool = True
     detailed_face: bool = True  # eye sockets, lash lines, dark full brows, fringes (False: the first renderer's face)
     muted_backgrounds: bool = True  # procedural backgrounds desaturated, lower contrast, often out of focus

@@ -1,6 +1,6 @@
 """Benchmark: do rendered faces lay out their 68 landmarks as real faces do at the same pose?
 
-A 30-second companion of the sim-to-real proxy (DESIGN.md §9). It fits a linear read-out from
+A one-minute companion of the sim-to-real proxy (DESIGN.md §9). It fits a linear read-out from
 the landmarks to yaw, pitch and roll on rendered faces only (ridge regression; the landmarks
 normalised by the proxy's crop rule: centred on their box, divided by CROP_MARGIN x its longer
 side), then applies it to the real file's labelled landmarks. Where the renderer draws a face
@@ -85,8 +85,9 @@ def measure(real: str | Path = REAL_DEV, faces: int = FULL_FACES, synth_config=N
                               workers=max(1, min(2, os.cpu_count() or 1)), progress=True)
     angles = geometry.ypr_deg(np.asarray(fields["quats"], np.float64))
     keep = near_frontal(angles)
-    model = fit_readout(normalised_layout(np.asarray(fields["pt2d_68"], np.float64)[keep]), angles[keep])
-    synth_error = read_out(model, normalised_layout(np.asarray(fields["pt2d_68"], np.float64)[keep])) - angles[keep]
+    layouts = normalised_layout(np.asarray(fields["pt2d_68"], np.float64)[keep])
+    model = fit_readout(layouts, angles[keep])
+    synth_error = read_out(model, layouts) - angles[keep]
     real_error = read_out(model, real_x) - real_angles
     result = {"n_real": int(len(real_x)), "n_synth": int(keep.sum()),
               "synth_fit_mae": float(np.abs(synth_error).mean())}
