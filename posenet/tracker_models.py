@@ -69,13 +69,15 @@ def export(run_dir: Path, out: Path, data: Path, int8: bool) -> Path:
 
 def train(model: str, weights: str | None, train_file: Path, val_file: Path, runs: Path, epochs: int,
           distribute: str | None = None) -> Path:
-    """One tracker run (resumed if interrupted, reused if finished), under the `distribute` strategy."""
+    """One tracker run (resumed if interrupted, reused if finished on the data there now), under the
+    `distribute` strategy."""
     from posenet.tracker.train import TrackerTrainConfig, fit_tracker_model
-    from posenet.training.runs import Run
+    from posenet.training.runs import Run, retire_if_stale
 
     config = TrackerTrainConfig(model=model, train=str(train_file), val=str(val_file), logdir=str(runs),
                                 epochs=epochs, learning_rate=RATES[model], weights=weights,
                                 distribute=distribute)
+    retire_if_stale(config.run_dir, [train_file, val_file], model)  # a newer renderer re-rendered its data
     if Run(config.run_dir).done:
         print(f"{model}: already trained ({config.run_dir}), reused")
         return config.run_dir

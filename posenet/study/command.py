@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from posenet.core.errors import PosenetError
 from posenet.core.fileio import atomic_output, check_writable, staged_outputs
-from posenet.training.runs import CONFIG, Run
+from posenet.training.runs import CONFIG, Run, retire_if_stale
 
 if TYPE_CHECKING:
     from posenet.study.config import TrainConfig
@@ -211,22 +211,6 @@ def check_same_settings(run_dir: Path, config) -> None:
                            "use another --workdir (or delete the run to retrain it)")
 
 
-def trained_on_older_data(run_dir: Path, splits: dict[str, Path]) -> bool:
-    """True when the train or val file was written after the run began (re-rendered by a newer
-    renderer, say): the run describes data that no longer exists."""
-    started = (run_dir / CONFIG).stat().st_mtime
-    return any(splits[split].stat().st_mtime > started for split in ("train", "val"))
-
-
-def retire_run(run_dir: Path) -> Path:
-    """Move a stale run aside (nothing is deleted) so that the arm trains again in its place."""
-    number = 1
-    while (stale := run_dir.with_name(f"{run_dir.name}.stale-{number}")).exists():
-        number += 1
-    run_dir.rename(stale)
-    return stale
-
-
 def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path, weights: str | None) -> Path:
     """Train one arm unless its run is already done (its `done` records the training time) on the
     data there now."""
@@ -234,9 +218,7 @@ def train_arm(arm: str, preset: Preset, splits: dict[str, Path], runs_dir: Path,
 
     config = preset.train_config(arm, splits, runs_dir, weights)
     run_dir = config.run_dir
-    if (run_dir / CONFIG).is_file() and trained_on_older_data(run_dir, splits):
-        print(f"{arm}: {run_dir} was trained on data written before the current files; kept as "
-              f"{retire_run(run_dir)}, training again")
+    retire_if_stale(run_dir, [splits["train"], splits["val"]], arm)
     if (run_dir / CONFIG).is_file():  # finished, or interrupted and about to resume
         check_same_settings(run_dir, config)
     if Run(run_dir).done:

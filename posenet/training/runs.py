@@ -56,6 +56,30 @@ def check_run_name(name: str | None) -> None:
                            "(no '/', not '.' or '..')")
 
 
+def trained_on_older_data(run_dir: Path, data: Sequence[Path]) -> bool:
+    """True when a data file was written after the run began (re-rendered by a newer renderer,
+    say): the run describes data that no longer exists."""
+    started = (Path(run_dir) / CONFIG).stat().st_mtime
+    return any(Path(path).stat().st_mtime > started for path in data)
+
+
+def retire_run(run_dir: Path) -> Path:
+    """Move a stale run aside (nothing is deleted) so that it can be trained again in its place."""
+    run_dir = Path(run_dir)
+    number = 1
+    while (stale := run_dir.with_name(f"{run_dir.name}.stale-{number}")).exists():
+        number += 1
+    run_dir.rename(stale)
+    return stale
+
+
+def retire_if_stale(run_dir: Path, data: Sequence[Path], label: str) -> None:
+    """Retire a run (finished or not) whose training data were written after it began."""
+    if (Path(run_dir) / CONFIG).is_file() and trained_on_older_data(run_dir, data):
+        print(f"{label}: {run_dir} was trained on data written before the current files; kept as "
+              f"{retire_run(run_dir)}, training again")
+
+
 class CheckpointOf(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint that saves `target` (the whole network) while another model is fitted
     (a frozen backbone's head on cached features, or a training wrapper); they share layers.

@@ -245,6 +245,8 @@ def test_an_arm_trained_on_data_rendered_since_is_kept_aside_and_trained_again(s
 
     import h5py
 
+    from posenet.training import runs
+
     work = shutil.copytree(smoke["root"] / "work", tmp_path / "work")
     arm = "C1_NET-mse"
     old_model = (work / "runs" / arm / "best.keras").read_bytes()
@@ -257,4 +259,4 @@ def test_an_arm_trained_on_data_rendered_since_is_kept_aside_and_trained_again(s
     assert "training again" in capsys.readouterr().out
     assert (work / "runs" / f"{arm}.stale-1" / "best.keras").read_bytes() == old_model  # nothing lost
     assert study.Run(work / "runs" / arm).done
-    assert not study.trained_on_older_data(work / "runs" / arm, {"train": train, "val": train})
+    assert not runs.trained_on_older_data(work / "runs" / arm, [train])
