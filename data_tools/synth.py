@@ -53,6 +53,7 @@ from posenet.core.geometry import (
     quat_to_matrix,
     quat_to_rotvec,
     rotvec_to_matrix,
+    transform,
 )
 from posenet.core.h5format import encode_image, write_dataset
 from posenet.core.values import check_seed
@@ -1055,7 +1056,7 @@ def _face_on_axis(model_points: np.ndarray, quat: np.ndarray, translation: np.nd
     """The head moved sideways (same depth) until its landmark box is centred on the optical axis,
     so that the crop sees the face straight on: the pose weak-perspective labels (AFLW's) describe."""
     for _ in range(FACE_ON_AXIS_STEPS):
-        points = model_points @ quat_to_matrix(quat).T + translation
+        points = transform(model_points, quat, translation)
         box = _face_box(project(points, camera))
         offset_px = (box[:2] + box[2:]) / 2.0 - camera[2:]
         translation = translation - np.append(offset_px * points[:, 2].mean() / camera[:2], 0.0)
@@ -1071,9 +1072,10 @@ def _face_view(config: SynthConfig, rng: np.random.Generator, appearance: Appear
     if config.head_on_axis:
         center = frame[2:]
     translation = _place_head(frame, frame[0] * HEAD_SIZE_MM / distance, center)
+    model_points = appearance.model_points()
     if config.head_on_axis and config.face_on_axis:
-        translation = _face_on_axis(appearance.model_points(), quat, translation, frame)
-    box = _face_box(_pose_labels(appearance.model_points(), quat, translation, frame)["pt2d_68"])
+        translation = _face_on_axis(model_points, quat, translation, frame)
+    box = _face_box(_pose_labels(model_points, quat, translation, frame)["pt2d_68"])
     side = max(box[2] - box[0], box[3] - box[1]) * rng.uniform(*CROP_MARGIN)
     crop_center = (box[:2] + box[2:]) / 2.0 + rng.uniform(-CROP_JITTER, CROP_JITTER, 2) * side
     scale = config.size / side
