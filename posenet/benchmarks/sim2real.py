@@ -107,16 +107,24 @@ def render(count: int, seed: int, synth_config=None) -> tuple[np.ndarray, np.nda
     return patches_of(dataset), np.asarray(fields["quats"], np.float64)
 
 
-def load_real(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(patches, quats) of a real file; an AFLW2000-3D file keeps the standard protocol's samples."""
+def read_real(path: str | Path, needed: dict[str, str]) -> h5format.Dataset:
+    """A real file with the fields `needed` (field -> why, for the error); an AFLW2000-3D file
+    keeps the standard protocol's samples."""
     path = Path(path)
     if not path.is_file():
         raise PosenetError(f"{path}: no such real dataset file (--real; convert one with posenet data convert)")
     dataset = h5format.read_dataset(path)
-    if "quats" not in dataset:
-        raise PosenetError(f"{path}: field 'quats' is missing (no ground-truth pose)")
+    for field, why in needed.items():
+        if field not in dataset:
+            raise PosenetError(f"{path}: field '{field}' is missing ({why})")
     if protocol_of(dataset):
         dataset, _ = select(dataset, protocol_of(dataset))
+    return dataset
+
+
+def load_real(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(patches, quats) of a real file (the protocol's samples, see read_real)."""
+    dataset = read_real(path, {"quats": "no ground-truth pose"})
     return patches_of(dataset), np.asarray(dataset["quats"], np.float64)
 
 

@@ -22,11 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from posenet.benchmarks.sim2real import CROP_MARGIN, REAL_DEV
-from posenet.core import geometry, h5format
-from posenet.core.errors import PosenetError
-from posenet.core.evaluation import select
-from posenet.core.protocol import protocol_of
+from posenet.benchmarks.sim2real import CROP_MARGIN, REAL_DEV, read_real
+from posenet.core import geometry
 
 NEAR_FRONTAL_DEG = 30.0
 RIDGE = 1e-3
@@ -61,15 +58,8 @@ def read_out(model: tuple[np.ndarray, np.ndarray, np.ndarray], layouts: np.ndarr
 
 def real_layouts(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(layouts, AFLW angles in degrees) of a real file's near-frontal faces."""
-    path = Path(path)
-    if not path.is_file():
-        raise PosenetError(f"{path}: no such real dataset file (--real; convert one with posenet data convert)")
-    dataset = h5format.read_dataset(path)
-    for field in ("quats", "pt3d_68"):
-        if field not in dataset:
-            raise PosenetError(f"{path}: field '{field}' is missing (the layout check needs poses and 68 landmarks)")
-    if protocol_of(dataset):
-        dataset, _ = select(dataset, protocol_of(dataset))
+    why = "the layout check needs poses and 68 landmarks"
+    dataset = read_real(path, {"quats": why, "pt3d_68": why})
     angles = geometry.ypr_deg(np.asarray(dataset["quats"], np.float64))
     keep = near_frontal(angles)
     return normalised_layout(np.asarray(dataset["pt3d_68"], np.float64)[keep, :, :2]), angles[keep]

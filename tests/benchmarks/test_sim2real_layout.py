@@ -11,6 +11,7 @@ from data_tools import synth
 from posenet.benchmarks import sim2real_layout
 from posenet.cli import main
 from posenet.core import h5format
+from posenet.core.errors import PosenetError
 
 
 def _stand_in(directory, name: str, config: synth.SynthConfig):
@@ -47,5 +48,5 @@ def test_missing_landmarks_is_one_line(tmp_path, capsys):
     fields = synth.synthesize(synth.SynthConfig(), 2, seed=1, workers=1)
     del fields["pt3d_68"]
     path = h5format.write_dataset(tmp_path / "nolm.h5", fields, {"source": "test"})
-    with pytest.raises(sim2real_layout.PosenetError, match="nolm.h5: field 'pt3d_68' is missing"):
+    with pytest.raises(PosenetError, match="nolm.h5: field 'pt3d_68' is missing"):
         sim2real_layout.real_layouts(path)
