@@ -66,30 +66,33 @@ def test_int8_by_default_only_where_it_is_faster(tmp_path, monkeypatch):
     assert exported[6:] == [("pose_net.onnx", True), ("localizer.onnx", False)]
 
 
+def _finished_run(run_dir: Path) -> float:
+    """A run directory that looks trained; returns when it began (its config.json's time)."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")
+    (run_dir / "done").write_text("")
+    return (run_dir / "config.json").stat().st_mtime
+
+
 def test_a_run_trained_before_its_data_were_rendered_again_is_kept_aside_and_retrained(tmp_path, monkeypatch,
                                                                                        capsys):
     import os
 
     runs, data = tmp_path / "runs", tmp_path / "data"
     old_run = runs / "pose_net"
-    old_run.mkdir(parents=True)
-    (old_run / "config.json").write_text("{}")
-    (old_run / "done").write_text("")
+    started = _finished_run(old_run)
     data.mkdir()
     train_file, val_file = data / "face_train.h5", data / "face_val.h5"
     for path in (train_file, val_file):
         path.write_bytes(b"rendered again")
-    started = (old_run / "config.json").stat().st_mtime
     os.utime(train_file, (started + 60, started + 60))  # written after the run began
     trained = []
     monkeypatch.setattr(tracker_train, "fit_tracker_model", lambda config: trained.append(config) or config.run_dir)
     tracker_models.train("pose_net", None, train_file, val_file, runs, epochs=1)
     assert len(trained) == 1 and "training again" in capsys.readouterr().out
     assert (runs / "pose_net.stale-1" / "done").exists() and not old_run.exists()  # nothing lost
-    old_run.mkdir()
-    (old_run / "config.json").write_text("{}")
-    (old_run / "done").write_text("")
-    os.utime(train_file, ((old_run / "config.json").stat().st_mtime - 60,) * 2)
-    os.utime(val_file, ((old_run / "config.json").stat().st_mtime - 60,) * 2)
+    started = _finished_run(old_run)
+    for path in (train_file, val_file):
+        os.utime(path, (started - 60, started - 60))
     tracker_models.train("pose_net", None, train_file, val_file, runs, epochs=1)
     assert len(trained) == 1 and "reused" in capsys.readouterr().out  # data older than the run: kept
