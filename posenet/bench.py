@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="report directory")
     parser.add_argument("--real", type=Path, default=None,
-                        help="sim2real: real dataset file to score on (default: ../shared/data/aflw2000_dev.h5)")
+                        help="sim2real, sim2real-layout: real dataset file to score on (default: ../shared/data/aflw2000_dev.h5)")
     parser.add_argument("--json", type=Path, default=None, help="sim2real: also write its figures to this JSON file")
     parser.add_argument("--pose", type=Path, default=None,
                         help="steadiness: our pose net to measure (default: work/models/pose_net.onnx)")
