@@ -66,6 +66,20 @@ def test_int8_by_default_only_where_it_is_faster(tmp_path, monkeypatch):
     assert exported[6:] == [("pose_net.onnx", True), ("localizer.onnx", False)]
 
 
+def test_faces_sets_the_pose_nets_training_set_and_too_few_are_refused(tmp_path, monkeypatch, capsys):
+    rendered = {}
+    monkeypatch.setattr(tracker_models, "render", lambda path, mode, n, seed: rendered.setdefault(path.name, n) and path)
+    monkeypatch.setattr(tracker_models, "export", lambda run_dir, out, *args, **kwargs: out)
+    monkeypatch.setattr(tracker_train, "fit_tracker_model", lambda config: Path(config.run_dir))
+    work = ["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "models")]
+    assert cli.main(["tracker-models", *work, "--faces", "1000"]) == 0
+    assert rendered["face_train.h5"] == 1000
+    assert rendered["scene_train.h5"] == tracker_models.FULL.scenes  # only the faces change
+    rendered.clear()
+    assert cli.main(["tracker-models", *work, "--faces", "10"]) == 2
+    assert "--faces 10" in capsys.readouterr().err and not rendered
+
+
 def _finished_run(run_dir: Path) -> float:
     """A run directory that looks trained; returns when it began (its config.json's time)."""
     run_dir.mkdir(parents=True)
