@@ -31,6 +31,10 @@ BENCHMARKS = {
                  "scored on real ones"),
     "sim2real-layout": ("posenet.benchmarks.sim2real_layout:benchmark", "Sim-to-real landmark layout: a linear "
                         "read-out fitted on rendered landmarks, applied to real ones"),
+    "sim2real-peer": ("posenet.benchmarks.sim2real_peer:benchmark", "Sim-to-real peer: a pose net trained on real "
+                      "faces (Opentrack's) reads rendered ones"),
+    "head-frame": ("posenet.benchmarks.head_frame:benchmark", "Head-frame calibration fitted again from "
+                   "AFLW2000-3D's labels"),
     "sim2real-ablation": ("posenet.benchmarks.sim2real:ablation", "Sim-to-real proxy, one row per renderer change"),
 }
 ON_REQUEST = ("sim2real-ablation",)  # hours at the full budget: run only when named
@@ -44,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="report directory")
     parser.add_argument("--real", type=Path, default=None,
-                        help="sim2real, sim2real-layout: real dataset file to score on (default: ../shared/data/aflw2000_dev.h5)")
+                        help="sim2real, sim2real-layout, sim2real-peer: real dataset file to score on (default: ../shared/data/aflw2000_dev.h5)")
     parser.add_argument("--json", type=Path, default=None, help="sim2real: also write its figures to this JSON file")
     parser.add_argument("--pose", type=Path, default=None,
                         help="steadiness: our pose net to measure (default: work/models/pose_net.onnx)")
