@@ -27,10 +27,10 @@ byte-identical file.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import functools
 import multiprocessing
-import multiprocessing.pool
 import os
 import time
 from pathlib import Path
@@ -1157,15 +1157,18 @@ def _worker_init() -> None:
     head_mesh(), _textures(True), _textures(False)
 
 
-def _pool(workers: int) -> multiprocessing.pool.Pool:
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """Worker processes forked from a clean server that has imported this module.
 
     Not plain fork: forking a process whose OpenCV threads hold locks deadlocks the
     children; the forkserver only imports modules, so forking it is safe and cheap.
+    An executor rather than multiprocessing.Pool: a worker that dies (as one does when a
+    script without a `__main__` guard renders again while it starts) breaks the executor,
+    which raises, where a Pool would replace the worker forever.
     """
     context = multiprocessing.get_context(POOL_START)
     context.set_forkserver_preload([__name__])
-    return context.Pool(workers, initializer=_worker_init)
+    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
 
 
 def _iter_samples(config: SynthConfig, n: int, seed: int, workers: int, progress: bool) -> Iterator[dict]:
@@ -1174,20 +1177,23 @@ def _iter_samples(config: SynthConfig, n: int, seed: int, workers: int, progress
     bar = tqdm(total=n, unit="img", desc="synth", disable=not progress, leave=False)
     pool = _pool(workers) if workers > 1 else None
     try:
-        for chunk in (pool.imap(_render_range, tasks) if pool else map(_render_range, tasks)):
+        for chunk in (pool.map(_render_range, tasks) if pool else map(_render_range, tasks)):
             bar.update(len(chunk))
             yield from chunk
+    except concurrent.futures.process.BrokenProcessPool:
+        raise PosenetError("synth: the rendering worker processes died; a script that renders with workers > 1 "
+                           "must do so under `if __name__ == \"__main__\":` (or use workers=1)") from None
     finally:
         bar.close()
         if pool is not None:
-            pool.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def synthesize(config: SynthConfig, n: int, seed: int, workers: int = 2, progress: bool = False) -> dict[str, object]:
     """Render samples 0..n-1: a dict of fields as posenet.core.h5format.write_dataset takes them.
 
     With workers > 1 the samples are rendered in forkserver processes; a script that calls
-    this at import time must do so under `if __name__ == "__main__":`.
+    this at import time must do so under `if __name__ == "__main__":` (else one clear error).
     """
     _check_config(config, n, workers)
     samples = list(_iter_samples(config, n, seed, workers, progress))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
 
 import cv2
 import numpy as np
@@ -13,6 +17,7 @@ from posenet.cli import main
 from posenet.core import geometry
 from posenet.core.facemodel import FLIP_PERMUTATION_68, LANDMARKS_68
 from posenet.core.h5format import decode_image, read_dataset
+from posenet.core.paths import REPO
 
 CLEAN = synth.SynthConfig(lossy=False, degrade=False, occluder_probability=0.0)
 MEAN_FACE = dataclasses.replace(CLEAN, identity_scale=0.0, expression_scale=0.0, brow_lowering_mm=0.0)  # the face model
@@ -292,3 +297,17 @@ def test_face_on_axis_shows_a_near_face_at_its_labelled_pitch(face_on_axis, seen
     errors = [geometry.ypr_deg(_solve_pnp(LANDMARKS_68, fields["pt2d_68"][i], orthographic))[1]
               - geometry.ypr_deg(fields["quats"][i].astype(np.float64))[1] for i in range(6)]
     assert (abs(np.mean(errors)) < 1.5) == seen_head_on, errors
+
+
+def test_a_script_without_a_main_guard_gets_one_error_not_a_hang(tmp_path):
+    """Worker processes re-import the script; unguarded, each renders again while starting and dies.
+    The parent must say so (it used to replace the dead workers for ever)."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent("""
+        from data_tools import synth
+        synth.synthesize(synth.SynthConfig(), 64, 0, workers=2)
+    """))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode != 0
+    assert 'the rendering worker processes died' in done.stderr and '__name__ == "__main__"' in done.stderr
