@@ -79,6 +79,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 POSE_DISTRIBUTIONS = ("realistic", "uniform")
 REALISTIC_SIGMA_DEG = (30.0, 13.0, 9.0)  # yaw, pitch, roll spread of the near-frontal part
 REALISTIC_WIDE_YAW = 0.25  # share of faces whose yaw is uniform over the whole range (turned heads, profiles)
+EYE_GAZES = ("ahead", "camera")
+EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turns
+EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
+GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
+IRIS_RADIUS_MM, PUPIL_RADIUS_MM = 5.5, 2.2
 SOURCE = "posenet-synth v3"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
@@ -122,6 +127,10 @@ class SynthConfig:
     # the jaw contour, 60-90 mm behind the eyes and nose, looks narrower than in a photo from afar.
     face_distance_mm: tuple[float, float] = FACE_DISTANCE_MM
     eye_opening: float = EYE_OPENING_SCALE  # detailed face: painted eye opening height / the lid landmarks' (1: at the lids)
+    # "ahead": the irises are painted straight ahead in the head (renderer v3); "camera": the eyes
+    # turn toward the camera (within EYE_TURN_LIMIT_DEG, GAZE_JITTER_DEG of spread), as people look
+    # into a lens in photos and at the screen beside a webcam, so a turned head shows turned eyes.
+    eye_gaze: str = "ahead"
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     # Mean brow height below the face model's, mm (the brow_raise offset of every person moves by
     # this; see BROW_LOWERING_ANTHROPOMETRIC_MM). The PnP face model keeps its brows.
@@ -420,10 +429,11 @@ def _eye_socket(shape: tuple[int, int], eye: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(socket, (0, 0), 2.5 / TEX_MM)
 
 
-def _face_features(shape: tuple[int, int], detailed: bool, eye_opening: float = EYE_OPENING_SCALE) -> np.ndarray:
+def _face_features(shape: tuple[int, int], detailed: bool, eye_opening: float = EYE_OPENING_SCALE,
+                   irises: bool = True) -> np.ndarray:
     """Region weights of the face side without hair: brows, eyes, lips, nostrils on skin.
     `detailed` adds what makes a real face's eyes read from afar: socket shadows, lash lines
-    and full brows."""
+    and full brows. Without `irises` the eye openings stay white (`_turn_eyes` paints them)."""
     weights = np.zeros((*shape, len(REGIONS)), np.float32)
     weights[..., 0] = 1.0
     lm = LANDMARKS_68
@@ -440,11 +450,12 @@ def _face_features(shape: tuple[int, int], detailed: bool, eye_opening: float = 
         cv2.fillPoly(opening, [_tex_px(eye)], 1.0, cv2.LINE_AA, SHIFT)
         _paint(weights, opening, "sclera", 0.3)
         center = eye[[1, 2, 4, 5]].mean(axis=0)
-        iris, pupil = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
-        cv2.circle(iris, tuple(_tex_px(center)), _tex_mm(5.5) << SHIFT, 1.0, -1, cv2.LINE_AA, SHIFT)
-        cv2.circle(pupil, tuple(_tex_px(center)), _tex_mm(2.2) << SHIFT, 1.0, -1, cv2.LINE_AA, SHIFT)
-        _paint(weights, iris * opening, "iris", 0.3)
-        _paint(weights, pupil * opening, "dark", 0.3)
+        if irises:
+            iris, pupil = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+            cv2.circle(iris, tuple(_tex_px(center)), _tex_mm(IRIS_RADIUS_MM) << SHIFT, 1.0, -1, cv2.LINE_AA, SHIFT)
+            cv2.circle(pupil, tuple(_tex_px(center)), _tex_mm(PUPIL_RADIUS_MM) << SHIFT, 1.0, -1, cv2.LINE_AA, SHIFT)
+            _paint(weights, iris * opening, "iris", 0.3)
+            _paint(weights, pupil * opening, "dark", 0.3)
         lash = np.zeros(shape, np.float32)
         cv2.polylines(lash, [_tex_px(eye[:4])], False, 1.0, _tex_mm(2.2 if detailed else 1.3), cv2.LINE_AA, SHIFT)
         if detailed:
@@ -521,11 +532,12 @@ def _hair_styles(detailed: bool) -> tuple[HairStyle, ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def _textures(detailed: bool = True, eye_opening: float = EYE_OPENING_SCALE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _textures(detailed: bool = True, eye_opening: float = EYE_OPENING_SCALE,
+              irises: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Region weights (styles, 2 sides, H, W, K), skin-detail noise (2 sides, H, W) and beard
     coverage (2 sides, H, W), built once per face variant."""
     shape = _texture_shape()
-    features = _face_features(shape, detailed, eye_opening)
+    features = _face_features(shape, detailed, eye_opening, irises)
     weights = np.stack([np.stack([_front_texture(features, style), _back_texture(style)])
                         for style in _hair_styles(detailed)])
     rng = np.random.default_rng(0)
@@ -561,6 +573,7 @@ class Appearance:
     detailed: bool  # the detailed face textures (SynthConfig.detailed_face)
     beard: float  # beard opacity, 0 for none
     eye_opening: float = EYE_OPENING_SCALE  # SynthConfig.eye_opening (detailed face)
+    gaze_jitter_deg: np.ndarray | None = None  # (2,) eyes turned toward the camera plus this; None: straight ahead
 
     def model_points(self) -> np.ndarray:
         """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
@@ -624,7 +637,15 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       detail_shift=int(rng.integers(1 << 20)),
                       hair_style=_hair_style(config, rng),
                       detailed=config.detailed_face, eye_opening=config.eye_opening,
-                      beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0)
+                      beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0,
+                      gaze_jitter_deg=_gaze_jitter(rng) if config.eye_gaze == "camera" else None)
+
+
+def _gaze_jitter(rng: np.random.Generator) -> np.ndarray:
+    """The eyes' spread about the camera, from a child stream of `rng` (spawning draws nothing from
+    it), so that the people, poses and cameras stay those the eyes-ahead renderer draws."""
+    child = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    return child.normal(0.0, GAZE_JITTER_DEG, 2)
 
 
 # --- rasterising ---------------------------------------------------------------------------------
@@ -707,17 +728,61 @@ def _matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a[start:start + MATMUL_ROWS] @ b for start in range(0, max(len(a), 1), MATMUL_ROWS)])
 
 
-def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.ndarray) -> np.ndarray:
+EYE_CENTRES_MM = np.stack([LANDMARKS_68[eye][[1, 2, 4, 5]].mean(axis=0) for eye in (slice(36, 42), slice(42, 48))])
+
+
+def iris_offset_mm(appearance: Appearance, quat: np.ndarray, translation_mm: np.ndarray) -> np.ndarray | None:
+    """Where the irises sit in the eye openings (x, y mm on the face, y down) when the eyes turn
+    toward the camera; None for eyes painted straight ahead."""
+    if appearance.gaze_jitter_deg is None:
+        return None
+    rotation = quat_to_matrix(quat)
+    eyes = EYE_CENTRES_MM.mean(axis=0) @ rotation.T + np.asarray(translation_mm, float)
+    to_camera = -eyes @ rotation  # in the head frame, where the face looks toward -z
+    turn = np.degrees([np.arctan2(to_camera[0], -to_camera[2]), np.arctan2(to_camera[1], np.hypot(*to_camera[[0, 2]]))])
+    turn = np.clip(turn, -np.array(EYE_TURN_LIMIT_DEG), EYE_TURN_LIMIT_DEG) + appearance.gaze_jitter_deg
+    return EYEBALL_RADIUS_MM * np.sin(np.radians(turn))
+
+
+def _disc(distance_mm: np.ndarray, radius_mm: float) -> np.ndarray:
+    """A disc's coverage with a soft edge about one texel wide."""
+    return np.clip((radius_mm - distance_mm) / TEX_MM + 0.5, 0.0, 1.0)
+
+
+def _turn_eyes(rows: np.ndarray, x_mm: np.ndarray, y_mm: np.ndarray, offset_mm: np.ndarray) -> np.ndarray:
+    """Region weights rows (n, K) with the irises and pupils painted `offset_mm` from the eye
+    centres: the iris takes the white of the eye only (lids, lashes and shadows stay on top)."""
+    sclera, iris, dark = (REGIONS.index(name) for name in ("sclera", "iris", "dark"))
+    centres = EYE_CENTRES_MM[(x_mm > 0).astype(np.int64), :2] + offset_mm
+    distance = np.hypot(x_mm - centres[:, 0], y_mm - centres[:, 1])
+    rows = rows.copy()
+    to_iris = _disc(distance, IRIS_RADIUS_MM) * rows[:, sclera]
+    rows[:, sclera] -= to_iris
+    rows[:, iris] += to_iris
+    to_pupil = _disc(distance, PUPIL_RADIUS_MM) * rows[:, iris]
+    rows[:, iris] -= to_pupil
+    rows[:, dark] += to_pupil
+    return rows
+
+
+def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.ndarray,
+            iris_offset: np.ndarray | None = None) -> np.ndarray:
     """Albedo (n, 3) at texture positions (rows, columns, back-side flags) from this
-    person's hair-style texture and the skin-detail noise."""
-    weights, detail, beard = _textures(appearance.detailed, appearance.eye_opening)
+    person's hair-style texture and the skin-detail noise; the irises `iris_offset` mm from
+    the eye centres when the eyes are turned (`iris_offset_mm`)."""
+    weights, detail, beard = _textures(appearance.detailed, appearance.eye_opening, iris_offset is None)
     height, width = weights.shape[2:4]
+    row_mm, col_mm = row * np.float32(TEX_MM) + np.float32(TEX_Y[0]), col * np.float32(TEX_MM) + np.float32(TEX_X[0])
     row = np.clip(row.astype(np.int32), 0, height - 1)
     col = np.clip(col.astype(np.int32), 0, width - 1)
     texel = (back * np.int32(height) + row) * np.int32(width) + col
     style = weights[appearance.hair_style].reshape(-1, len(REGIONS))
     colours = appearance.colours.astype(np.float32)
-    albedo = _matmul_rows(np.take(style, texel, axis=0), colours)
+    rows = np.take(style, texel, axis=0)
+    if iris_offset is not None:
+        eye = np.flatnonzero(rows[:, REGIONS.index("sclera")] > 0)
+        rows[eye] = _turn_eyes(rows[eye], col_mm[eye], row_mm[eye], iris_offset)
+    albedo = _matmul_rows(rows, colours)
     if appearance.beard > 0:
         coverage = appearance.beard * np.take(beard.reshape(-1), texel)[:, None]
         albedo += coverage * (colours[REGIONS.index("hair")] - albedo)
@@ -758,7 +823,7 @@ def render_view(appearance: Appearance, quat: np.ndarray, translation_mm: np.nda
     mesh = head_mesh()
     points_cam, normals_cam = pose_mesh(mesh, appearance, quat, translation_mm)
     pixels = project(points_cam, camera)
-    _draw_head(image, appearance, mesh, points_cam, pixels, normals_cam)
+    _draw_head(image, appearance, mesh, points_cam, pixels, normals_cam, iris_offset_mm(appearance, quat, translation_mm))
     return image, pixels[mesh.landmark_index]
 
 
@@ -783,7 +848,7 @@ def pose_mesh(mesh: HeadMesh, appearance: Appearance, quat: np.ndarray,
 
 
 def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points_cam: np.ndarray,
-               pixels: np.ndarray, normals_cam: np.ndarray) -> None:
+               pixels: np.ndarray, normals_cam: np.ndarray, iris_offset: np.ndarray | None = None) -> None:
     """Rasterise the posed shoulders, then the head, over `image` (RGB uint8, in place)."""
     light = _shade_vertices(appearance, points_cam, normals_cam)
     _draw_torso(image, appearance, mesh.torso_triangles, points_cam, pixels, light)
@@ -803,7 +868,7 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
     values = np.take(planes[:, 2], triangle, axis=0)
     values += x * np.take(planes[:, 0], triangle, axis=0)
     values += y * np.take(planes[:, 1], triangle, axis=0)
-    albedo = _albedo(appearance, values[:, 0], values[:, 1], np.take(back[drawn], triangle))
+    albedo = _albedo(appearance, values[:, 0], values[:, 1], np.take(back[drawn], triangle), iris_offset)
     colour = albedo * values[:, 2:5] + values[:, 5:6]
     image.reshape(-1, 3)[covered] = np.clip(colour, 0.0, 255.0).astype(np.uint8)
 
@@ -1154,7 +1219,7 @@ def _render_range(task: tuple[SynthConfig, int, int, int]) -> list[dict[str, np.
 
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
-    head_mesh(), _textures(True), _textures(False)
+    head_mesh(), _textures(True, EYE_OPENING_SCALE, True), _textures(False, EYE_OPENING_SCALE, True)  # as _albedo asks
 
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
@@ -1248,6 +1313,8 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if config.pose_distribution not in POSE_DISTRIBUTIONS:
         raise PosenetError(f"--pose: unknown distribution '{config.pose_distribution}', choose from "
                            f"{', '.join(POSE_DISTRIBUTIONS)}")
+    if config.eye_gaze not in EYE_GAZES:
+        raise PosenetError(f"eye gaze: unknown '{config.eye_gaze}', choose from {', '.join(EYE_GAZES)}")
     if not 0.0 <= config.fringe_probability <= 1.0:
         raise PosenetError(f"fringe probability: must be 0..1, got {config.fringe_probability:g}")
     if not 0.5 <= config.eye_opening <= 3.0:

@@ -286,6 +286,48 @@ def test_brow_lowering_moves_the_brows_toward_the_eyes_and_nothing_else():
         synth.synthesize(dataclasses.replace(CLEAN, brow_lowering_mm=30.0), 1, seed=0, workers=1)
 
 
+def _gazing(jitter_deg=(0.0, 0.0)) -> synth.Appearance:
+    person = synth.sample_appearance(dataclasses.replace(CLEAN, eye_gaze="camera"), np.random.default_rng(3))
+    return dataclasses.replace(person, gaze_jitter_deg=np.array(jitter_deg))
+
+
+def test_eyes_turn_toward_the_camera_within_their_range():
+    person, on_axis = _gazing(), np.array([0.0, 0.0, 6000.0])  # far: the eyes see the camera along the axis
+    turned = lambda pitch, yaw: synth.iris_offset_mm(person, geometry.aflw_to_quat(np.radians([pitch, yaw, 0.0])), on_axis)
+    np.testing.assert_allclose(turned(0.0, 0.0), [0.0, 0.0], atol=0.1)  # a frontal head looks ahead
+    down = turned(-10.0, 0.0)  # a head pitched down looks up at the camera (y down on the face)
+    assert down[1] == pytest.approx(-synth.EYEBALL_RADIUS_MM * np.sin(np.radians(10.0)), abs=0.15) and abs(down[0]) < 0.05
+    right, left = turned(0.0, 15.0), turned(0.0, -15.0)
+    assert right[0] == pytest.approx(-left[0]) and right[0] > 2.5  # the irises move against the head's turn
+    profile = turned(0.0, 80.0)  # beyond the eyes' range: they turn as far as they can
+    assert profile[0] == pytest.approx(synth.EYEBALL_RADIUS_MM * np.sin(np.radians(synth.EYE_TURN_LIMIT_DEG[0])))
+    assert synth.iris_offset_mm(_gazing((5.0, 0.0)), geometry.aflw_to_quat(np.zeros(3)), on_axis)[0] > 0.9
+    assert synth.sample_appearance(CLEAN, np.random.default_rng(3)).gaze_jitter_deg is None  # default: ahead
+
+
+def test_turned_eyes_paint_the_pupil_where_the_eye_looks_and_keep_the_labels():
+    person = _gazing()
+    centre = synth.EYE_CENTRES_MM[0, :2]
+    dark = synth.REGIONS.index("dark")
+
+    def pupil_darkness(offset_mm, at_mm):
+        row = np.array([(at_mm[1] - synth.TEX_Y[0]) / synth.TEX_MM], np.float32)
+        col = np.array([(at_mm[0] - synth.TEX_X[0]) / synth.TEX_MM], np.float32)
+        albedo = synth._albedo(person, row, col, np.zeros(1, np.int32), np.asarray(offset_mm, np.float64))
+        return float(person.colours[synth.REGIONS.index("sclera")].mean() - albedo.mean())
+
+    up = np.array([0.0, -3.0])
+    assert pupil_darkness(up, centre + up) > 100 > pupil_darkness(up, centre + [0.0, 3.5])  # the pupil went up
+    assert pupil_darkness([0.0, 0.0], centre) > 100 and person.colours[dark].mean() < 60
+    ahead = synth.synthesize(CLEAN, 2, seed=4, workers=1)
+    gazing = synth.synthesize(dataclasses.replace(CLEAN, eye_gaze="camera"), 2, seed=4, workers=1)
+    assert all(bytes(a) != bytes(b) for a, b in zip(ahead["images"], gazing["images"]))
+    for key in ("quats", "pt2d_68"):  # the gaze draws from its own stream: same people, poses and labels
+        np.testing.assert_array_equal(ahead[key], gazing[key])
+    with pytest.raises(synth.PosenetError, match="eye gaze"):
+        synth.synthesize(dataclasses.replace(CLEAN, eye_gaze="sideways"), 1, seed=0, workers=1)
+
+
 @pytest.mark.parametrize("face_on_axis, seen_head_on", [(True, True), (False, False)])
 def test_face_on_axis_shows_a_near_face_at_its_labelled_pitch(face_on_axis, seen_head_on):
     """A weak-perspective fit (AFLW's labels) of a face 0.4 m from the camera reads its label's pitch
