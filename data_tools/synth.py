@@ -84,7 +84,7 @@ EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turn
 EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
 GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
 IRIS_RADIUS_MM, PUPIL_RADIUS_MM = 5.5, 2.2
-SOURCE = "posenet-synth v3"  # bump when the same config and seed would render other pixels (stale caches re-render)
+SOURCE = "posenet-synth v4"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
 NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
@@ -127,10 +127,11 @@ class SynthConfig:
     # the jaw contour, 60-90 mm behind the eyes and nose, looks narrower than in a photo from afar.
     face_distance_mm: tuple[float, float] = FACE_DISTANCE_MM
     eye_opening: float = EYE_OPENING_SCALE  # detailed face: painted eye opening height / the lid landmarks' (1: at the lids)
-    # "ahead": the irises are painted straight ahead in the head (renderer v3); "camera": the eyes
-    # turn toward the camera (within EYE_TURN_LIMIT_DEG, GAZE_JITTER_DEG of spread), as people look
-    # into a lens in photos and at the screen beside a webcam, so a turned head shows turned eyes.
-    eye_gaze: str = "ahead"
+    # "camera" (renderer v4): the eyes turn toward the camera (within EYE_TURN_LIMIT_DEG, with
+    # GAZE_JITTER_DEG of spread), as people look into a lens in photos and at the screen beside a
+    # webcam, so a turned head shows eyes turned back; "ahead": irises painted straight ahead in the
+    # head (renderer v3 and before), which real faces almost never show.
+    eye_gaze: str = "camera"
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     # Mean brow height below the face model's, mm (the brow_raise offset of every person moves by
     # this; see BROW_LOWERING_ANTHROPOMETRIC_MM). The PnP face model keeps its brows.

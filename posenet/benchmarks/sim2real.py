@@ -277,7 +277,8 @@ def benchmark(quick: bool, real: str | Path | None = None, json_path: str | Path
 
 # --- the ablation: one row per renderer change ----------------------------------------------------
 
-RENDERER_V2 = {"brow_lowering_mm": 0.0, "face_on_axis": False}  # sessions 2-5's defaults, where v3 differs
+RENDERER_V3 = {"eye_gaze": "ahead"}  # session 6's defaults, where v4 differs
+RENDERER_V2 = {**RENDERER_V3, "brow_lowering_mm": 0.0, "face_on_axis": False}  # sessions 2-5's, where v3 differs
 FIRST_RENDERER = {**RENDERER_V2, "pose_distribution": "uniform", "head_on_axis": False, "detailed_face": False,
                   "muted_backgrounds": False}
 ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the first row: the first renderer)
@@ -294,9 +295,11 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "renderer v2, camera 0.35-4 m from the head": {**RENDERER_V2, "face_distance_mm": (350.0, 4000.0)},
     "renderer v2, eyes painted open to the lid landmarks (not 1.6x)": {**RENDERER_V2, "eye_opening": 1.0},
     "renderer v2, 60 % of people with a fringe over the forehead": {**RENDERER_V2, "fringe_probability": 0.6},
-    "+ brows 9 mm lower (anthropometric)": {"face_on_axis": False},
-    "+ brows 9 mm lower, camera 5-10 m (weak perspective)": {"face_on_axis": False, "face_distance_mm": (5000.0, 10000.0)},
-    "+ brows 9 mm lower, the face on the axis (= renderer v3, current defaults)": {},
+    "+ brows 9 mm lower (anthropometric)": {**RENDERER_V3, "face_on_axis": False},
+    "+ brows 9 mm lower, camera 5-10 m (weak perspective)": {**RENDERER_V3, "face_on_axis": False,
+                                                             "face_distance_mm": (5000.0, 10000.0)},
+    "+ brows 9 mm lower, the face on the axis (= renderer v3)": RENDERER_V3,
+    "+ eyes turned toward the camera (= renderer v4, current defaults)": {},
 }
 
 

@@ -287,7 +287,7 @@ def test_brow_lowering_moves_the_brows_toward_the_eyes_and_nothing_else():
 
 
 def _gazing(jitter_deg=(0.0, 0.0)) -> synth.Appearance:
-    person = synth.sample_appearance(dataclasses.replace(CLEAN, eye_gaze="camera"), np.random.default_rng(3))
+    person = synth.sample_appearance(CLEAN, np.random.default_rng(3))
     return dataclasses.replace(person, gaze_jitter_deg=np.array(jitter_deg))
 
 
@@ -302,7 +302,9 @@ def test_eyes_turn_toward_the_camera_within_their_range():
     profile = turned(0.0, 80.0)  # beyond the eyes' range: they turn as far as they can
     assert profile[0] == pytest.approx(synth.EYEBALL_RADIUS_MM * np.sin(np.radians(synth.EYE_TURN_LIMIT_DEG[0])))
     assert synth.iris_offset_mm(_gazing((5.0, 0.0)), geometry.aflw_to_quat(np.zeros(3)), on_axis)[0] > 0.9
-    assert synth.sample_appearance(CLEAN, np.random.default_rng(3)).gaze_jitter_deg is None  # default: ahead
+    assert synth.sample_appearance(CLEAN, np.random.default_rng(3)).gaze_jitter_deg is not None  # the default
+    ahead = dataclasses.replace(CLEAN, eye_gaze="ahead")
+    assert synth.sample_appearance(ahead, np.random.default_rng(3)).gaze_jitter_deg is None
 
 
 def test_turned_eyes_paint_the_pupil_where_the_eye_looks_and_keep_the_labels():
@@ -319,8 +321,8 @@ def test_turned_eyes_paint_the_pupil_where_the_eye_looks_and_keep_the_labels():
     up = np.array([0.0, -3.0])
     assert pupil_darkness(up, centre + up) > 100 > pupil_darkness(up, centre + [0.0, 3.5])  # the pupil went up
     assert pupil_darkness([0.0, 0.0], centre) > 100 and person.colours[dark].mean() < 60
-    ahead = synth.synthesize(CLEAN, 2, seed=4, workers=1)
-    gazing = synth.synthesize(dataclasses.replace(CLEAN, eye_gaze="camera"), 2, seed=4, workers=1)
+    ahead = synth.synthesize(dataclasses.replace(CLEAN, eye_gaze="ahead"), 2, seed=4, workers=1)
+    gazing = synth.synthesize(CLEAN, 2, seed=4, workers=1)
     assert all(bytes(a) != bytes(b) for a, b in zip(ahead["images"], gazing["images"]))
     for key in ("quats", "pt2d_68"):  # the gaze draws from its own stream: same people, poses and labels
         np.testing.assert_array_equal(ahead[key], gazing[key])
