@@ -1220,7 +1220,8 @@ def _render_range(task: tuple[SynthConfig, int, int, int]) -> list[dict[str, np.
 
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
-    head_mesh(), _textures(True, EYE_OPENING_SCALE, True), _textures(False, EYE_OPENING_SCALE, True)  # as _albedo asks
+    irises = SynthConfig().eye_gaze == "ahead"  # the defaults' textures, under the key _albedo asks for
+    head_mesh(), _textures(True, EYE_OPENING_SCALE, irises), _textures(False, EYE_OPENING_SCALE, irises)
 
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
