@@ -12,8 +12,9 @@ instrument's own, about 0 on the development split), so that the figure describe
 
 Seconds to run; no real label is used on the rendered side and nothing is fitted. It reads
 through one particular net, so it is a second opinion beside the proxy, not a judge: it agreed
-with the proxy that centring the face on the camera's axis helps and disagreed about the
-lowered brows (results/sim2real_ablation.md).
+with the proxy that centring the face on the camera's axis helps, disagreed about the lowered
+brows and did not see renderer v4's eyes turned toward the camera, which moved the proxy most
+(results/sim2real_ablation.md).
 """
 
 from __future__ import annotations
