@@ -34,7 +34,7 @@ class Sizes:
     localizer_epochs: int
 
 
-FULL = Sizes(faces=40000, face_val=500, scenes=4000, scene_val=400, pose_epochs=6, localizer_epochs=16)
+FULL = Sizes(faces=80000, face_val=500, scenes=4000, scene_val=400, pose_epochs=6, localizer_epochs=16)
 MIN_FACES = 64  # one training batch
 QUICK = Sizes(faces=64, face_val=32, scenes=64, scene_val=32, pose_epochs=1, localizer_epochs=1)
 SEEDS = {"face_train": 41, "face_val": 12, "scene_train": 21, "scene_val": 22}  # face_val as in the README
@@ -129,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=OUR_MODELS, help="folder for pose_net.onnx and localizer.onnx")
     parser.add_argument("--workdir", type=Path, default=Path("work/tracker"), help="rendered sets and training runs")
     parser.add_argument("--pose-model", choices=("pose_mobilenet", "pose_net"), default="pose_mobilenet",
-                        help="pose_mobilenet: ImageNet MobileNetV2 trunk (7.5 deg on real faces, 0.84 ms/patch as "
+                        help="pose_mobilenet: ImageNet MobileNetV2 trunk (6.6 deg on real faces, 0.8 ms/patch as "
                              "int8); pose_net: the small net from scratch (9.7 deg, 0.15 ms)")
     parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                         help="export the pose net as int8 (ONNX Runtime static quantisation). Default: int8 for "
@@ -138,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "localizer stays float (slower as int8)")
     parser.add_argument("--faces", type=int, default=None,
                         help=f"rendered faces the pose net trains on (default: {FULL.faces}; training time grows "
-                             "with it: about 0.7 min per 1,000 faces on 2 CPU cores)")
+                             "with it: about 0.65 min per 1,000 faces on 2 CPU cores)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one epoch: a smoke test")
     parser.add_argument("--distribute", choices=STRATEGIES, default=None,
                         help="train both nets on several devices: mirrored (all local GPUs) or multiworker (several "
