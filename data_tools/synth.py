@@ -773,7 +773,7 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
     the eye centres when the eyes are turned (`iris_offset_mm`)."""
     weights, detail, beard = _textures(appearance.detailed, appearance.eye_opening, iris_offset is None)
     height, width = weights.shape[2:4]
-    row_mm, col_mm = row * np.float32(TEX_MM) + np.float32(TEX_Y[0]), col * np.float32(TEX_MM) + np.float32(TEX_X[0])
+    exact_row, exact_col = row, col  # unrounded texel coordinates, for the turned eyes
     row = np.clip(row.astype(np.int32), 0, height - 1)
     col = np.clip(col.astype(np.int32), 0, width - 1)
     texel = (back * np.int32(height) + row) * np.int32(width) + col
@@ -782,7 +782,9 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
     rows = np.take(style, texel, axis=0)
     if iris_offset is not None:
         eye = np.flatnonzero(rows[:, REGIONS.index("sclera")] > 0)
-        rows[eye] = _turn_eyes(rows[eye], col_mm[eye], row_mm[eye], iris_offset)
+        x_mm = exact_col[eye] * np.float32(TEX_MM) + np.float32(TEX_X[0])
+        y_mm = exact_row[eye] * np.float32(TEX_MM) + np.float32(TEX_Y[0])
+        rows[eye] = _turn_eyes(rows[eye], x_mm, y_mm, iris_offset)
     albedo = _matmul_rows(rows, colours)
     if appearance.beard > 0:
         coverage = appearance.beard * np.take(beard.reshape(-1), texel)[:, None]

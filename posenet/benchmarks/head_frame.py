@@ -29,7 +29,7 @@ from tqdm import tqdm
 from posenet.core import facemodel, geometry
 from posenet.core.errors import PosenetError
 from posenet.core.paths import SHARED_DATA
-from posenet.core.protocol import AFLW_LABEL_FOCAL_WIDTHS, AFLW_LIMIT_DEG
+from posenet.core.protocol import AFLW_LABEL_FOCAL_WIDTHS, within_aflw_limit
 
 LABELS = SHARED_DATA / "aflw2000" / "aflw2000_all_labels_opal23.txt"
 DEV_SPLIT = SHARED_DATA / "aflw2000_dev.h5"
@@ -80,8 +80,7 @@ def fit_offset(raw_angles: np.ndarray, points: np.ndarray, model: np.ndarray = f
     """(rotation vector in degrees of the chordal mean of R_gt^T R_pnp, images fitted)."""
     from baselines.pnp import estimate_pose
 
-    focal = AFLW_LABEL_FOCAL_WIDTHS * IMAGE_SIDE
-    camera = np.array([focal, focal, IMAGE_SIDE / 2.0, IMAGE_SIDE / 2.0])
+    camera = geometry.camera_for_image(IMAGE_SIDE, IMAGE_SIDE, AFLW_LABEL_FOCAL_WIDTHS * IMAGE_SIDE)
     truth = geometry.aflw_to_quat(raw_angles)
     used = np.arange(68) if subset is None else np.asarray(subset)
     offsets = []
@@ -97,17 +96,12 @@ def fit_offset(raw_angles: np.ndarray, points: np.ndarray, model: np.ndarray = f
     return np.degrees(mean.as_rotvec()), len(offsets)
 
 
-def protocol_rows(raw_angles: np.ndarray) -> np.ndarray:
-    """The AFLW2000-3D protocol's images (|raw angles| <= AFLW_LIMIT_DEG)."""
-    return np.all(np.degrees(np.abs(raw_angles)) <= AFLW_LIMIT_DEG, axis=1)
-
-
 def measure(labels: str | Path | None = None, quick: bool = False, dev: str | Path | None = None) -> dict:
     """The calibration rows: label -> (rotation vector deg, images), plus the shipped constant
     (`labels` and `dev` default to the files in ../shared/data)."""
     start = time.perf_counter()
     names, raw_angles, points = read_labels(labels or LABELS)
-    keep = protocol_rows(raw_angles)
+    keep = within_aflw_limit(raw_angles)  # the AFLW2000-3D protocol's images
     if quick:
         keep &= np.arange(len(keep)) % QUICK_STRIDE == 0
     held_out = dev_names(dev or DEV_SPLIT)

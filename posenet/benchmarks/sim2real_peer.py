@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from posenet.benchmarks.sim2real import REAL_DEV, read_real
+from posenet.benchmarks.sim2real_layout import NEAR_FRONTAL_DEG, near_frontal
 from posenet.core import geometry, h5format
 from posenet.core.errors import PosenetError
 from posenet.core.evaluation import Predictor, evaluate
@@ -34,14 +35,12 @@ from posenet.core.paths import OPENTRACK_MODELS
 PEER_MODEL = OPENTRACK_MODELS / "head-pose-0.4-small-int8.onnx"
 QUICK_FACES, FULL_FACES = 300, 2000
 SEED = 77
-NEAR_FRONTAL_DEG = 30.0  # |yaw| and |pitch| below this for the pitch line
 AXES = ("yaw", "pitch", "roll")
 
 
 def pitch_line(true_ypr: np.ndarray, predicted_ypr: np.ndarray) -> tuple[float, float]:
     """(slope, intercept at label 0) of predicted on true pitch over the near-frontal faces."""
-    near = (np.abs(true_ypr[:, 0]) < NEAR_FRONTAL_DEG) & (np.abs(true_ypr[:, 1]) < NEAR_FRONTAL_DEG)
-    near &= np.isfinite(predicted_ypr[:, 1])
+    near = near_frontal(true_ypr) & np.isfinite(predicted_ypr[:, 1])
     if near.sum() < 2:
         return float("nan"), float("nan")
     slope, intercept = np.polyfit(true_ypr[near, 1], predicted_ypr[near, 1], 1)

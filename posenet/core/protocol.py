@@ -42,9 +42,13 @@ def raw_aflw_angles(dataset: Dataset) -> np.ndarray:
     return geometry.quat_to_aflw(np.asarray(dataset["quats"]))
 
 
+def within_aflw_limit(raw_angles: np.ndarray) -> np.ndarray:
+    """(N,) whether raw Pose_Para (pitch, yaw, roll) radians all lie within AFLW_LIMIT_DEG."""
+    return np.all(np.degrees(np.abs(raw_angles)) <= AFLW_LIMIT_DEG, axis=1)
+
+
 def aflw2000_mask(dataset: Dataset) -> np.ndarray:
-    angles = np.degrees(np.abs(raw_aflw_angles(dataset)))
-    return np.all(angles <= AFLW_LIMIT_DEG, axis=1)
+    return within_aflw_limit(raw_aflw_angles(dataset))
 
 
 def all_mask(dataset: Dataset) -> np.ndarray:
