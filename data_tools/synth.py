@@ -43,7 +43,13 @@ from scipy.spatial import ConvexHull
 from tqdm import tqdm
 
 from posenet.core.errors import PosenetError
-from posenet.core.facemodel import AFLW_FRAME_ROTATION, ANATOMICAL_LANDMARKS_68, HEAD_CENTER, LANDMARKS_68
+from posenet.core.facemodel import (
+    AFLW_3DMM_LANDMARKS_68,
+    AFLW_FRAME_ROTATION,
+    ANATOMICAL_LANDMARKS_68,
+    HEAD_CENTER,
+    LANDMARKS_68,
+)
 from posenet.core.fileio import check_writable
 from posenet.core.geometry import (
     HEAD_SIZE_MM,
@@ -80,6 +86,7 @@ POSE_DISTRIBUTIONS = ("realistic", "uniform")
 REALISTIC_SIGMA_DEG = (30.0, 13.0, 9.0)  # yaw, pitch, roll spread of the near-frontal part
 REALISTIC_WIDE_YAW = 0.25  # share of faces whose yaw is uniform over the whole range (turned heads, profiles)
 EYE_GAZES = ("ahead", "camera")
+FACE_LAYOUTS = {"model": LANDMARKS_68, "aflw-3dmm": AFLW_3DMM_LANDMARKS_68}  # SynthConfig.face_layout -> 68 points
 EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turns
 EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
 GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
@@ -111,6 +118,7 @@ class SynthConfig:
     pitch_range: float = 60.0
     roll_range: float = 45.0
     pose_distribution: str = "realistic"  # or "uniform" (see sample_pose)
+    pose_sigma_deg: tuple[float, float, float] = REALISTIC_SIGMA_DEG  # "realistic": yaw, pitch, roll spread
     # Face crops: the head on the camera's optical axis, so that the label is also the pose the
     # face appears to have in the crop (what weak-perspective labels such as AFLW's describe).
     # False: anywhere in a wide virtual frame, where a head seen off-axis looks turned by up to
@@ -132,6 +140,11 @@ class SynthConfig:
     # webcam, so a turned head shows eyes turned back; "ahead": irises painted straight ahead in the
     # head (renderer v3 and before), which real faces almost never show.
     eye_gaze: str = "camera"
+    # Where the face's 68 landmarks sit (FACE_LAYOUTS): "model", the anthropometric face model that
+    # landmark PnP uses (facemodel.LANDMARKS_68), or "aflw-3dmm", the 3D morphable model AFLW2000-3D's
+    # labels are fits of (facemodel.AFLW_3DMM_LANDMARKS_68): the mesh is warped onto those points, and
+    # its painted features, offset fields and labels follow.
+    face_layout: str = "model"
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     # Mean brow height below the face model's, mm (the brow_raise offset of every person moves by
     # this; see BROW_LOWERING_ANTHROPOMETRIC_MM). The PnP face model keeps its brows.
@@ -187,9 +200,10 @@ EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 12.0, 4.0])
 class HeadMesh:
     """The mean head and shoulders: vertices (V,3) mm, outward triangles of the head and
     ears (T,3) and of the torso, vertex normals (V,3), the vertex index of each of the 68
-    landmarks, the offset fields (K,V,3) and how much each vertex follows the body rather
+    landmarks, the offset fields (K,V,3), how much each vertex follows the body rather
     than the head (0 for the head and ears, rising along the neck, 1 for the torso; see
-    `pose_mesh`)."""
+    `pose_mesh`) and where each vertex sits on the face model's head (V,3): its texture
+    position, the same as `vertices` unless the face is warped to another layout."""
 
     vertices: np.ndarray
     triangles: np.ndarray
@@ -198,6 +212,7 @@ class HeadMesh:
     landmark_index: np.ndarray
     basis: np.ndarray
     body_weight: np.ndarray
+    texture_vertices: np.ndarray
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -311,9 +326,27 @@ def offset_basis(points: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(f, axis=-1) for f in fields])
 
 
-@functools.lru_cache(maxsize=1)
-def head_mesh() -> HeadMesh:
-    """Build the mean head, ears and shoulders once per process (about 0.1 s)."""
+LAYOUT_WARP_ANCHORS = 160  # directions over the back of the skull that the layout warp leaves in place
+
+
+def _layout_warp(points: np.ndarray, layout: np.ndarray) -> np.ndarray:
+    """Displacements (P, 3) that carry the calibrated face model onto `layout` (68, 3) smoothly: a
+    thin-plate spline through the 68 landmark moves, pinned to zero over the back of the skull."""
+    anchors = _anchor_directions()
+    anchors = (anchors * _base_radius(anchors)[:, None]) @ AFLW_FRAME_ROTATION.T
+    control = np.concatenate([LANDMARKS_68, anchors])
+    moves = np.concatenate([layout - LANDMARKS_68, np.zeros_like(anchors)])
+    return RBFInterpolator(control, moves, kernel="thin_plate_spline", degree=1)(points)
+
+
+@functools.lru_cache(maxsize=2)
+def head_mesh(layout: str = "model") -> HeadMesh:
+    """Build the mean head, ears and shoulders once per process and face layout (about 0.1 s).
+
+    The head is built around the face model's landmarks; another layout (FACE_LAYOUTS) warps
+    the head and ears onto its points, while texture positions and offset fields stay those of
+    the model's head, so the painted features and the expressions travel with the warp (the
+    ears are not warped)."""
     landmark_dirs = _unit(ANATOMICAL_LANDMARKS_68)
     grid = np.concatenate([_fibonacci_cap(SPHERE_POINTS, np.array([0.0, 0.0, 1.0]), np.pi),
                            _fibonacci_cap(FACE_POINTS, *FACE_CAP)])
@@ -350,9 +383,13 @@ def head_mesh() -> HeadMesh:
     vertices = (vertices - HEAD_CENTER) @ AFLW_FRAME_ROTATION.T + HEAD_CENTER
     vertices[: len(LANDMARKS_68)] = LANDMARKS_68
     basis = basis @ AFLW_FRAME_ROTATION.T
+    texture_vertices = vertices.copy()
+    if layout != "model":  # the skull surface only: the ears keep their shape and place
+        vertices[: len(head)] += _layout_warp(vertices[: len(head)], FACE_LAYOUTS[layout])
+        vertices[: len(LANDMARKS_68)] = FACE_LAYOUTS[layout]
     mesh = HeadMesh(vertices=vertices, triangles=triangles[~torso_triangles], torso_triangles=triangles[torso_triangles],
                     normals=_vertex_normals(vertices, triangles), landmark_index=np.arange(len(LANDMARKS_68)),
-                    basis=basis, body_weight=body_weight)
+                    basis=basis, body_weight=body_weight, texture_vertices=texture_vertices)
     for array in dataclasses.asdict(mesh).values():
         array.setflags(write=False)
     return mesh
@@ -575,10 +612,11 @@ class Appearance:
     beard: float  # beard opacity, 0 for none
     eye_opening: float = EYE_OPENING_SCALE  # SynthConfig.eye_opening (detailed face)
     gaze_jitter_deg: np.ndarray | None = None  # (2,) eyes turned toward the camera plus this; None: straight ahead
+    face_layout: str = "model"  # SynthConfig.face_layout
 
     def model_points(self) -> np.ndarray:
         """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
-        mesh = head_mesh()
+        mesh = head_mesh(self.face_layout)
         offsets = np.tensordot(self.coefficients, mesh.basis[:, mesh.landmark_index], axes=1)
         return mesh.vertices[mesh.landmark_index] + offsets
 
@@ -639,7 +677,8 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       hair_style=_hair_style(config, rng),
                       detailed=config.detailed_face, eye_opening=config.eye_opening,
                       beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0,
-                      gaze_jitter_deg=_gaze_jitter(rng) if config.eye_gaze == "camera" else None)
+                      gaze_jitter_deg=_gaze_jitter(rng) if config.eye_gaze == "camera" else None,
+                      face_layout=config.face_layout)
 
 
 def _gaze_jitter(rng: np.random.Generator) -> np.ndarray:
@@ -729,7 +768,12 @@ def _matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a[start:start + MATMUL_ROWS] @ b for start in range(0, max(len(a), 1), MATMUL_ROWS)])
 
 
-EYE_CENTRES_MM = np.stack([LANDMARKS_68[eye][[1, 2, 4, 5]].mean(axis=0) for eye in (slice(36, 42), slice(42, 48))])
+def _eye_centres(points: np.ndarray) -> np.ndarray:
+    """(2, 3) centres of the two eyes: the mean of each eye's four lid points."""
+    return np.stack([points[eye][[1, 2, 4, 5]].mean(axis=0) for eye in (slice(36, 42), slice(42, 48))])
+
+
+EYE_CENTRES_MM = _eye_centres(LANDMARKS_68)  # on the model's head, where the textures paint the eyes
 
 
 def iris_offset_mm(appearance: Appearance, quat: np.ndarray, translation_mm: np.ndarray) -> np.ndarray | None:
@@ -738,7 +782,7 @@ def iris_offset_mm(appearance: Appearance, quat: np.ndarray, translation_mm: np.
     if appearance.gaze_jitter_deg is None:
         return None
     rotation = quat_to_matrix(quat)
-    eyes = EYE_CENTRES_MM.mean(axis=0) @ rotation.T + np.asarray(translation_mm, float)
+    eyes = _eye_centres(FACE_LAYOUTS[appearance.face_layout]).mean(axis=0) @ rotation.T + np.asarray(translation_mm, float)
     to_camera = -eyes @ rotation  # in the head frame, where the face looks toward -z
     turn = np.degrees([np.arctan2(to_camera[0], -to_camera[2]), np.arctan2(to_camera[1], np.hypot(*to_camera[[0, 2]]))])
     turn = np.clip(turn, -np.array(EYE_TURN_LIMIT_DEG), EYE_TURN_LIMIT_DEG) + appearance.gaze_jitter_deg
@@ -793,13 +837,14 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
     return albedo * (1.0 + appearance.detail * grain[:, None])
 
 
-@functools.lru_cache(maxsize=1)
-def _mesh_texels() -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=2)
+def _mesh_texels(layout: str = "model") -> tuple[np.ndarray, np.ndarray]:
     """Texture (row, column) of every mean-head vertex (V, 2), and each triangle's side
     (T,) int32: 1 when its centroid is behind the head centre (the back texture)."""
-    mesh = head_mesh()
-    texel = np.stack([(mesh.vertices[:, 1] - TEX_Y[0]) / TEX_MM, (mesh.vertices[:, 0] - TEX_X[0]) / TEX_MM], axis=-1)
-    back = (mesh.vertices[mesh.triangles, 2].mean(axis=1) >= 0).astype(np.int32)  # head triangles only
+    mesh = head_mesh(layout)
+    positions = mesh.texture_vertices
+    texel = np.stack([(positions[:, 1] - TEX_Y[0]) / TEX_MM, (positions[:, 0] - TEX_X[0]) / TEX_MM], axis=-1)
+    back = (positions[mesh.triangles, 2].mean(axis=1) >= 0).astype(np.int32)  # head triangles only
     return texel, back
 
 
@@ -823,7 +868,7 @@ def render_view(appearance: Appearance, quat: np.ndarray, translation_mm: np.nda
     if background is not None and background.shape != (height, width, 3):
         raise ValueError(f"background has shape {background.shape}, expected {(height, width, 3)}")
     image = np.full((height, width, 3), 128, np.uint8) if background is None else background.astype(np.uint8)
-    mesh = head_mesh()
+    mesh = head_mesh(appearance.face_layout)
     points_cam, normals_cam = pose_mesh(mesh, appearance, quat, translation_mm)
     pixels = project(points_cam, camera)
     _draw_head(image, appearance, mesh, points_cam, pixels, normals_cam, iris_offset_mm(appearance, quat, translation_mm))
@@ -860,7 +905,7 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
     covered = np.flatnonzero(flat_ids)
     if not covered.size:
         return
-    texel, back = _mesh_texels()
+    texel, back = _mesh_texels(appearance.face_layout)
     corners = mesh.triangles[drawn]
     vertex_values = np.concatenate([texel, light], axis=1)
     planes = _attribute_planes(pixels[corners], vertex_values[corners]).astype(np.float32)
@@ -1073,7 +1118,7 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     """A quaternion whose yaw, pitch and roll (AFLW convention, degrees) stay within the ranges.
 
     "uniform": each angle uniform in +-range. "realistic" (the default): as people are
-    photographed, mostly near frontal: pitch and roll normal (REALISTIC_SIGMA_DEG), yaw normal
+    photographed, mostly near frontal: pitch and roll normal (`pose_sigma_deg`), yaw normal
     too except a REALISTIC_WIDE_YAW share drawn uniformly over the whole range, so profiles out to
     +-90 stay common enough to learn. The spreads are set from the published pose statistics of
     face datasets in general, not fitted to any evaluation set.
@@ -1083,9 +1128,10 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
         yaw, pitch, roll = rng.uniform(-1, 1, 3) * limits
     else:
         wide = rng.uniform() < REALISTIC_WIDE_YAW
-        yaw = rng.uniform(-limits[0], limits[0]) if wide else _truncated_normal(rng, REALISTIC_SIGMA_DEG[0], limits[0])
-        pitch = _truncated_normal(rng, REALISTIC_SIGMA_DEG[1], limits[1])
-        roll = _truncated_normal(rng, REALISTIC_SIGMA_DEG[2], limits[2])
+        sigma = config.pose_sigma_deg
+        yaw = rng.uniform(-limits[0], limits[0]) if wide else _truncated_normal(rng, sigma[0], limits[0])
+        pitch = _truncated_normal(rng, sigma[1], limits[1])
+        roll = _truncated_normal(rng, sigma[2], limits[2])
     return aflw_to_quat(np.radians([pitch, yaw, roll]))
 
 
@@ -1222,8 +1268,9 @@ def _render_range(task: tuple[SynthConfig, int, int, int]) -> list[dict[str, np.
 
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
-    irises = SynthConfig().eye_gaze == "ahead"  # the defaults' textures, under the key _albedo asks for
-    head_mesh(), _textures(True, EYE_OPENING_SCALE, irises), _textures(False, EYE_OPENING_SCALE, irises)
+    defaults = SynthConfig()
+    irises = defaults.eye_gaze == "ahead"  # the defaults' textures, under the key _albedo asks for
+    head_mesh(defaults.face_layout), _mesh_texels(defaults.face_layout), _textures(True, EYE_OPENING_SCALE, irises), _textures(False, EYE_OPENING_SCALE, irises)
 
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
@@ -1319,6 +1366,10 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
                            f"{', '.join(POSE_DISTRIBUTIONS)}")
     if config.eye_gaze not in EYE_GAZES:
         raise PosenetError(f"eye gaze: unknown '{config.eye_gaze}', choose from {', '.join(EYE_GAZES)}")
+    if len(config.pose_sigma_deg) != 3 or min(config.pose_sigma_deg) <= 0:
+        raise PosenetError(f"pose spread: need three positive angles (yaw, pitch, roll), got {config.pose_sigma_deg}")
+    if config.face_layout not in FACE_LAYOUTS:
+        raise PosenetError(f"face layout: unknown '{config.face_layout}', choose from {', '.join(FACE_LAYOUTS)}")
     if not 0.0 <= config.fringe_probability <= 1.0:
         raise PosenetError(f"fringe probability: must be 0..1, got {config.fringe_probability:g}")
     if not 0.5 <= config.eye_opening <= 3.0:

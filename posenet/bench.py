@@ -35,6 +35,8 @@ BENCHMARKS = {
                       "faces (Opentrack's) reads rendered ones"),
     "head-frame": ("posenet.benchmarks.head_frame:benchmark", "Head-frame calibration fitted again from "
                    "AFLW2000-3D's labels"),
+    "face-model": ("posenet.benchmarks.face_model:benchmark", "The benchmark's face layout read again from "
+                   "AFLW2000-3D's 3D labels"),
     "sim2real-ablation": ("posenet.benchmarks.sim2real:ablation", "Sim-to-real proxy, one row per renderer change"),
 }
 ON_REQUEST = ("sim2real-ablation",)  # hours at the full budget: run only when named

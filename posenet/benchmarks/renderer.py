@@ -18,7 +18,7 @@ def benchmark(quick: bool) -> list[str]:
     """
     n = 96 if quick else 2000
     config = SynthConfig()
-    head_mesh(), synth._textures(config.detailed_face, config.eye_opening)
+    head_mesh(config.face_layout), synth._textures(config.detailed_face, config.eye_opening)
     render_sample(config, 0, 0)
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     synthesize(config, n, seed=0, workers=1)

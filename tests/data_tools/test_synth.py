@@ -15,7 +15,7 @@ import pytest
 from data_tools import synth
 from posenet.cli import main
 from posenet.core import geometry
-from posenet.core.facemodel import FLIP_PERMUTATION_68, LANDMARKS_68
+from posenet.core.facemodel import AFLW_3DMM_LANDMARKS_68, FLIP_PERMUTATION_68, LANDMARKS_68
 from posenet.core.h5format import decode_image, read_dataset
 from posenet.core.paths import REPO
 
@@ -92,6 +92,17 @@ def test_pose_distributions_stay_in_the_ranges(distribution):
         assert near_frontal > 0.3 and np.mean(angles[:, 0] > 60.0) > 0.05
     else:
         assert near_frontal < 0.15 and np.mean(angles[:, 0] > 60.0) > 0.2
+
+
+def test_pose_spread_widens_the_realistic_pitches_and_must_be_positive():
+    def pitch_spread(sigma: tuple[float, float, float]) -> float:
+        config = dataclasses.replace(synth.SynthConfig(), pose_sigma_deg=sigma)
+        poses = np.stack([synth.sample_pose(config, np.random.default_rng([4, i])) for i in range(2000)])
+        return float(np.std(geometry.ypr_deg(poses)[:, 1]))
+
+    assert 11.0 < pitch_spread(synth.REALISTIC_SIGMA_DEG) < 15.0 < 18.0 < pitch_spread((30.0, 20.0, 9.0)) < 22.0
+    with pytest.raises(synth.PosenetError, match="pose spread"):
+        synth.synthesize(dataclasses.replace(CLEAN, pose_sigma_deg=(30.0, 0.0, 9.0)), 1, seed=0, workers=1)
 
 
 def test_frontal_face_landmarks_lie_in_the_roi_and_the_image():
@@ -328,6 +339,26 @@ def test_turned_eyes_paint_the_pupil_where_the_eye_looks_and_keep_the_labels():
         np.testing.assert_array_equal(ahead[key], gazing[key])
     with pytest.raises(synth.PosenetError, match="eye gaze"):
         synth.synthesize(dataclasses.replace(CLEAN, eye_gaze="sideways"), 1, seed=0, workers=1)
+
+
+def test_the_aflw_3dmm_layout_moves_the_face_onto_its_points_with_exact_labels():
+    config = dataclasses.replace(MEAN_FACE, face_layout="aflw-3dmm")
+    warped = synth.synthesize(config, 4, seed=6, workers=1)
+    np.testing.assert_allclose(warped["model_68"], np.broadcast_to(AFLW_3DMM_LANDMARKS_68, (4, 68, 3)), atol=1e-4)
+    for i in range(4):  # the labels are the posed points, and the pose is the same person's
+        translation = _translation(warped["coords"][i], warped["camera"][i])
+        posed = geometry.transform(AFLW_3DMM_LANDMARKS_68, warped["quats"][i], translation)
+        np.testing.assert_allclose(geometry.project(posed, warped["camera"][i]), warped["pt2d_68"][i], atol=0.01)
+    model = synth.synthesize(MEAN_FACE, 4, seed=6, workers=1)
+    np.testing.assert_array_equal(warped["quats"], model["quats"])  # no extra draw: a paired A/B
+    mesh, model_mesh = synth.head_mesh("aflw-3dmm"), synth.head_mesh()
+    np.testing.assert_array_equal(mesh.vertices[:68], AFLW_3DMM_LANDMARKS_68)
+    np.testing.assert_array_equal(mesh.texture_vertices, model_mesh.vertices)  # the paint stays the model's
+    back = model_mesh.vertices[:, 2] > 80.0  # the back of the skull is pinned
+    np.testing.assert_allclose(mesh.vertices[back], model_mesh.vertices[back], atol=0.2)
+    assert np.abs(mesh.vertices[30] - model_mesh.vertices[30]).max() > 10.0  # the nose tip did move
+    with pytest.raises(synth.PosenetError, match="face layout: unknown 'cartoon'"):
+        synth.synthesize(dataclasses.replace(CLEAN, face_layout="cartoon"), 1, seed=0, workers=1)
 
 
 @pytest.mark.parametrize("face_on_axis, seen_head_on", [(True, True), (False, False)])
