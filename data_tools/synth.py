@@ -119,6 +119,7 @@ class SynthConfig:
     roll_range: float = 45.0
     pose_distribution: str = "realistic"  # or "uniform" (see sample_pose)
     pose_sigma_deg: tuple[float, float, float] = REALISTIC_SIGMA_DEG  # "realistic": yaw, pitch, roll spread
+    pitch_centre_deg: float = 0.0  # "realistic": the pitches' centre (negative: faces seen a little from above)
     # Face crops: the head on the camera's optical axis, so that the label is also the pose the
     # face appears to have in the crop (what weak-perspective labels such as AFLW's describe).
     # False: anywhere in a wide virtual frame, where a head seen off-axis looks turned by up to
@@ -1105,10 +1106,10 @@ def degrade(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 
 # --- one labelled sample -----------------------------------------------------------------------------
 
-def _truncated_normal(rng: np.random.Generator, sigma: float, limit: float) -> float:
-    """Normal(0, sigma) restricted to [-limit, limit] (redrawn, never clipped: no pile-up at the limits)."""
+def _truncated_normal(rng: np.random.Generator, sigma: float, limit: float, centre: float = 0.0) -> float:
+    """Normal(centre, sigma) restricted to [-limit, limit] (redrawn, never clipped: no pile-up at the limits)."""
     for _ in range(64):
-        value = rng.normal(0.0, sigma)
+        value = rng.normal(centre, sigma)
         if abs(value) <= limit:
             return float(value)
     return float(rng.uniform(-limit, limit))
@@ -1130,7 +1131,7 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
         wide = rng.uniform() < REALISTIC_WIDE_YAW
         sigma = config.pose_sigma_deg
         yaw = rng.uniform(-limits[0], limits[0]) if wide else _truncated_normal(rng, sigma[0], limits[0])
-        pitch = _truncated_normal(rng, sigma[1], limits[1])
+        pitch = _truncated_normal(rng, sigma[1], limits[1], config.pitch_centre_deg)
         roll = _truncated_normal(rng, sigma[2], limits[2])
     return aflw_to_quat(np.radians([pitch, yaw, roll]))
 
@@ -1368,6 +1369,9 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
         raise PosenetError(f"eye gaze: unknown '{config.eye_gaze}', choose from {', '.join(EYE_GAZES)}")
     if len(config.pose_sigma_deg) != 3 or min(config.pose_sigma_deg) <= 0:
         raise PosenetError(f"pose spread: need three positive angles (yaw, pitch, roll), got {config.pose_sigma_deg}")
+    if not abs(config.pitch_centre_deg) < config.pitch_range:
+        raise PosenetError(f"pitch centre: must lie inside the +-{config.pitch_range:g} deg pitch range, "
+                           f"got {config.pitch_centre_deg:g}")
     if config.face_layout not in FACE_LAYOUTS:
         raise PosenetError(f"face layout: unknown '{config.face_layout}', choose from {', '.join(FACE_LAYOUTS)}")
     if not 0.0 <= config.fringe_probability <= 1.0:

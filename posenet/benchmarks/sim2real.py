@@ -301,6 +301,7 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "+ brows 9 mm lower, the face on the axis (= renderer v3)": RENDERER_V3,
     "+ eyes turned toward the camera (= renderer v4, current defaults)": {},
     "renderer v4, pitch spread 20 deg (not 13)": {"pose_sigma_deg": (30.0, 20.0, 9.0)},
+    "renderer v4, pitches centred on -4 deg (not 0)": {"pitch_centre_deg": -4.0},
     "renderer v4, faces in the layout of AFLW's 3D model (its brows: none lowered)": {"face_layout": "aflw-3dmm",
                                                                                      "brow_lowering_mm": 0.0},
 }

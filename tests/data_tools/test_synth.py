@@ -94,15 +94,19 @@ def test_pose_distributions_stay_in_the_ranges(distribution):
         assert near_frontal < 0.15 and np.mean(angles[:, 0] > 60.0) > 0.2
 
 
-def test_pose_spread_widens_the_realistic_pitches_and_must_be_positive():
-    def pitch_spread(sigma: tuple[float, float, float]) -> float:
-        config = dataclasses.replace(synth.SynthConfig(), pose_sigma_deg=sigma)
+def test_pose_spread_and_pitch_centre_shape_the_realistic_pitches():
+    def pitches(**changes) -> np.ndarray:
+        config = dataclasses.replace(synth.SynthConfig(), **changes)
         poses = np.stack([synth.sample_pose(config, np.random.default_rng([4, i])) for i in range(2000)])
-        return float(np.std(geometry.ypr_deg(poses)[:, 1]))
+        return geometry.ypr_deg(poses)[:, 1]
 
-    assert 11.0 < pitch_spread(synth.REALISTIC_SIGMA_DEG) < 15.0 < 18.0 < pitch_spread((30.0, 20.0, 9.0)) < 22.0
-    with pytest.raises(synth.PosenetError, match="pose spread"):
-        synth.synthesize(dataclasses.replace(CLEAN, pose_sigma_deg=(30.0, 0.0, 9.0)), 1, seed=0, workers=1)
+    default = pitches()
+    assert 11.0 < np.std(default) < 15.0 < 18.0 < np.std(pitches(pose_sigma_deg=(30.0, 20.0, 9.0))) < 22.0
+    np.testing.assert_allclose(pitches(pitch_centre_deg=-4.0), default - 4.0, atol=1e-6)  # the same draws, moved
+    for changes, message in (({"pose_sigma_deg": (30.0, 0.0, 9.0)}, "pose spread"),
+                             ({"pitch_centre_deg": 70.0}, "pitch centre")):
+        with pytest.raises(synth.PosenetError, match=message):
+            synth.synthesize(dataclasses.replace(CLEAN, **changes), 1, seed=0, workers=1)
 
 
 def test_frontal_face_landmarks_lie_in_the_roi_and_the_image():
