@@ -91,7 +91,7 @@ EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turn
 EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
 GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
 IRIS_RADIUS_MM, PUPIL_RADIUS_MM = 5.5, 2.2
-SOURCE = "posenet-synth v4"  # bump when the same config and seed would render other pixels (stale caches re-render)
+SOURCE = "posenet-synth v5"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
 NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
@@ -144,12 +144,15 @@ class SynthConfig:
     # Where the face's 68 landmarks sit (FACE_LAYOUTS): "model", the anthropometric face model that
     # landmark PnP uses (facemodel.LANDMARKS_68), or "aflw-3dmm", the 3D morphable model AFLW2000-3D's
     # labels are fits of (facemodel.AFLW_3DMM_LANDMARKS_68): the mesh is warped onto those points, and
-    # its painted features, offset fields and labels follow.
-    face_layout: str = "model"
+    # its painted features, offset fields and labels follow. Renderer v5 draws the benchmark's layout:
+    # its faces then carry the landmarks, and the pose, that real labels mean.
+    face_layout: str = "aflw-3dmm"
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
-    # Mean brow height below the face model's, mm (the brow_raise offset of every person moves by
-    # this; see BROW_LOWERING_ANTHROPOMETRIC_MM). The PnP face model keeps its brows.
-    brow_lowering_mm: float = BROW_LOWERING_ANTHROPOMETRIC_MM
+    # Mean brow height below the layout's, mm (the brow_raise offset of every person moves by this).
+    # Renderers v3 and v4 lowered the "model" layout's brows by BROW_LOWERING_ANTHROPOMETRIC_MM; the
+    # "aflw-3dmm" layout's brows are where the labels put them, so v5 lowers nothing. The PnP face
+    # model keeps its brows.
+    brow_lowering_mm: float = 0.0
     identity_scale: float = 1.0
     expression_scale: float = 1.0
     backgrounds: str | None = None

@@ -20,7 +20,8 @@ from posenet.core.h5format import decode_image, read_dataset
 from posenet.core.paths import REPO
 
 CLEAN = synth.SynthConfig(lossy=False, degrade=False, occluder_probability=0.0)
-MEAN_FACE = dataclasses.replace(CLEAN, identity_scale=0.0, expression_scale=0.0, brow_lowering_mm=0.0)  # the face model
+MEAN_FACE = dataclasses.replace(CLEAN, identity_scale=0.0, expression_scale=0.0, brow_lowering_mm=0.0)  # the layout itself
+LAYOUT = synth.FACE_LAYOUTS[CLEAN.face_layout]  # the 68 points the default faces are drawn with
 
 
 def _translation(coords: np.ndarray, camera: np.ndarray) -> np.ndarray:
@@ -73,9 +74,9 @@ def test_labels_are_exact_projections_and_pnp_recovers_the_pose():
         assert geometry.geodesic_deg(fields["quats"][i], quat) < 0.5
 
 
-def test_mean_face_config_uses_the_face_model_and_covers_the_ranges():
+def test_mean_face_config_uses_the_layout_and_covers_the_ranges():
     fields = synth.synthesize(MEAN_FACE, 8, seed=2, workers=1)
-    np.testing.assert_allclose(fields["model_68"], np.broadcast_to(LANDMARKS_68, (8, 68, 3)), atol=1e-4)
+    np.testing.assert_allclose(fields["model_68"], np.broadcast_to(LAYOUT, (8, 68, 3)), atol=1e-4)
     angles = geometry.ypr_deg(fields["quats"].astype(np.float64))
     assert np.all(np.abs(angles) <= [90.01, 60.01, 45.01])
 
@@ -130,7 +131,7 @@ def test_mirror_rule_end_to_end():
     flipped_points = geometry.mirror_x(sample["pt2d_68"], width)[FLIP_PERMUTATION_68]
     fx, fy, cx, cy = sample["camera"].astype(np.float64)
     mirrored_camera = np.array([fx, fy, width - cx, cy])
-    quat = _solve_pnp(LANDMARKS_68, flipped_points, mirrored_camera)
+    quat = _solve_pnp(LAYOUT, flipped_points, mirrored_camera)
     assert geometry.geodesic_deg(geometry.mirror_quat(sample["quats"]), quat) < 1.0
 
 
@@ -346,14 +347,13 @@ def test_turned_eyes_paint_the_pupil_where_the_eye_looks_and_keep_the_labels():
 
 
 def test_the_aflw_3dmm_layout_moves_the_face_onto_its_points_with_exact_labels():
-    config = dataclasses.replace(MEAN_FACE, face_layout="aflw-3dmm")
-    warped = synth.synthesize(config, 4, seed=6, workers=1)
+    warped = synth.synthesize(dataclasses.replace(MEAN_FACE, face_layout="aflw-3dmm"), 4, seed=6, workers=1)
     np.testing.assert_allclose(warped["model_68"], np.broadcast_to(AFLW_3DMM_LANDMARKS_68, (4, 68, 3)), atol=1e-4)
     for i in range(4):  # the labels are the posed points, and the pose is the same person's
         translation = _translation(warped["coords"][i], warped["camera"][i])
         posed = geometry.transform(AFLW_3DMM_LANDMARKS_68, warped["quats"][i], translation)
         np.testing.assert_allclose(geometry.project(posed, warped["camera"][i]), warped["pt2d_68"][i], atol=0.01)
-    model = synth.synthesize(MEAN_FACE, 4, seed=6, workers=1)
+    model = synth.synthesize(dataclasses.replace(MEAN_FACE, face_layout="model"), 4, seed=6, workers=1)
     np.testing.assert_array_equal(warped["quats"], model["quats"])  # no extra draw: a paired A/B
     mesh, model_mesh = synth.head_mesh("aflw-3dmm"), synth.head_mesh()
     np.testing.assert_array_equal(mesh.vertices[:68], AFLW_3DMM_LANDMARKS_68)
@@ -373,7 +373,7 @@ def test_face_on_axis_shows_a_near_face_at_its_labelled_pitch(face_on_axis, seen
                                  yaw_range=30.0, pitch_range=20.0, roll_range=20.0)
     fields = synth.synthesize(config, 6, seed=2, workers=1)
     orthographic = np.array([30 * 256.0, 30 * 256.0, 128.0, 128.0])
-    errors = [geometry.ypr_deg(_solve_pnp(LANDMARKS_68, fields["pt2d_68"][i], orthographic))[1]
+    errors = [geometry.ypr_deg(_solve_pnp(LAYOUT, fields["pt2d_68"][i], orthographic))[1]
               - geometry.ypr_deg(fields["quats"][i].astype(np.float64))[1] for i in range(6)]
     assert (abs(np.mean(errors)) < 1.5) == seen_head_on, errors
 
