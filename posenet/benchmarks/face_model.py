@@ -87,18 +87,19 @@ def benchmark(quick: bool) -> list[str]:
     result = measure()
     verdict = ("the derived layout, as it should be" if result["max_difference_mm"] <= SHIPPED_TOLERANCE_MM
                else "NOT the derived layout: write the derived table into posenet/core/facemodel.py")
-    print(f"face model: derived from {len(result['names'])} AFLW2000-3D 3D label files; the shipped model is "
+    print(f"face model: derived from {len(result['names'])} AFLW2000-3D 3D label files; the shipped table is "
           f"{result['max_difference_mm']:.2f} mm from it at most: {verdict}; {result['seconds']:.1f} s")
     layout = result["layout"]
-    lines = [f"The face model's 68 points derived again from {len(result['names'])} AFLW2000-3D 3D label files "
+    lines = [f"The 68-point layout of AFLW2000-3D's 3D model derived again from {len(result['names'])} AFLW2000-3D 3D label files "
              f"(`pt3d_68` with its `Pose_Para` rotation undone, scaled to {OUTER_EYE_SPAN_MM:g} mm between the outer "
              f"eye corners, mirror-averaged; none from the development split). Mean distance of one face's points "
-             f"from the mean (identity and expression): {result['spread_mm']:.1f} mm. The shipped model is "
+             f"from the mean (identity and expression): {result['spread_mm']:.1f} mm. The shipped table "
+             f"(`facemodel.AFLW_3DMM_LANDMARKS_68`, the renderer's default layout) is "
              f"{result['max_difference_mm']:.2f} mm from the derived one at most: {verdict}.", "",
              "| point | x mm | y mm | z mm |", "|---|---|---|---|"]
     for index, label in {8: "chin (8)", 19: "brow peak (19)", 27: "nose bridge top (27)", 30: "nose tip (30)",
                          33: "subnasale (33)", 36: "outer eye corner (36)", 39: "inner eye corner (39)",
                          48: "mouth corner (48)"}.items():
-        x, y, z = layout[index]
+        x, y, z = np.round(layout[index], 1) + 0.0  # no "-0.0" on the midline
         lines.append(f"| {label} | {x:+.1f} | {y:+.1f} | {z:+.1f} |")
     return lines
