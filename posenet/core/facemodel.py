@@ -18,8 +18,8 @@ is its mirror image, so the model is exactly symmetric under x -> -x with
 Head frame calibration (issue #11): the points are written in an anatomical frame
 (`ANATOMICAL_LANDMARKS_68`); `LANDMARKS_68`, the model everyone uses, is that face rotated
 about the head centre by `AFLW_FRAME_PITCH_DEG` about the x axis, so that identity pose
-means what AFLW2000-3D's labels mean by a frontal face. The angle is the one quantity
-fitted on real labels: the chordal mean of R_gt^T R_pnp (head-local) over the 1969
+means what AFLW2000-3D's labels mean by a frontal face. The angle is fitted on real labels:
+the chordal mean of R_gt^T R_pnp (head-local) over the 1969
 protocol images of AFLW2000-3D (opal23 label file), with near-orthographic PnP (f = 30 x
 image width, as AFLW's weak-perspective fits project their landmarks) on the labelled 68
 points; the fit's y and z parts (0.14 and -0.11 deg) are dropped so that the model stays
@@ -30,13 +30,13 @@ change to the points below it prints the value this constant must take (a test c
 A second layout, `AFLW_3DMM_LANDMARKS_68`, is the benchmark's own: the 68 landmark vertices of the
 3D morphable model that AFLW2000-3D's and 300W-LP's labels are fits of, read from 16 of its 3D
 label files (none in the development split; `posenet bench face-model` is the recipe). It is in
-the labels' frame by construction (near-orthographic PnP with it on the 1669 other protocol images
-fits -0.19 deg about x with all 68 points and -0.31 with the inner 51, where the model above
-needs +2.51 and +5.30): oracle PnP with it scores 1.18 deg MAE on the development split, 2.69
-with the model above. Its jaw contour points are fixed vertices by the ears, not the visible
-silhouette that dlib's points follow, so landmark PnP keeps the model above (dlib + PnP: 4.40
-with it, 4.99 with the 3DMM layout); the renderer can draw its faces with either
-(`SynthConfig.face_layout`).
+the labels' frame by construction (near-orthographic PnP with it on the 1669 protocol images
+outside the development split fits -0.19 deg about x with all 68 points and -0.31 with the inner
+51, where the model above needs +2.49 and +5.21 on the same images): oracle PnP with it scores
+1.18 deg MAE on the development split, 2.69 with the model above. Its jaw contour points are
+fixed vertices by the ears, not the visible silhouette that dlib's points follow, so landmark PnP keeps the model above (dlib + PnP on the
+development split: 4.40 with it, 4.99 with the 3DMM layout); the renderer draws its faces with
+the 3DMM layout since renderer v5 (`SynthConfig.face_layout`).
 """
 
 from __future__ import annotations
