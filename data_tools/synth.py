@@ -3,11 +3,12 @@
 One parametric head mesh in millimetres is built once (`head_mesh`): a star-shaped surface
 around the head centre (skull, face, jaw and neck from a radius function over the unit
 sphere: an ellipsoid and a cylinder, bent through the landmarks and a few extra face points
-by a thin-plate spline), two ears and the shoulders. Its vertices include the 68 landmarks of `posenet.core.facemodel`
-exactly, so the labels are points of the rendered surface. Identity and expression are
-small vertex offsets along a handful of smooth procedural fields (`BASIS_NAMES`); the
-landmark vertices move with the surface, so a sample's model points are
-`LANDMARKS_68 + offsets` and its labels stay exact.
+by a thin-plate spline), two ears and the shoulders. Its vertices include 68 landmarks exactly,
+so the labels are points of the rendered surface: those of a face layout (`FACE_LAYOUTS`), the
+PnP face model of `posenet.core.facemodel` or, by default, the 3D model behind AFLW2000-3D's
+labels, onto which the model's head is warped. Identity and expression are small vertex offsets
+along a handful of smooth procedural fields (`BASIS_NAMES`); the landmark vertices move with the
+surface, so a sample's model points are `layout + offsets` and its labels stay exact.
 
 Rendering: per-vertex Lambert + ambient + a little specular light from one to three
 coloured lights; triangles sorted far to near are filled with `cv2.fillConvexPoly`
@@ -330,9 +331,6 @@ def offset_basis(points: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(f, axis=-1) for f in fields])
 
 
-LAYOUT_WARP_ANCHORS = 160  # directions over the back of the skull that the layout warp leaves in place
-
-
 def _layout_warp(points: np.ndarray, layout: np.ndarray) -> np.ndarray:
     """Displacements (P, 3) that carry the calibrated face model onto `layout` (68, 3) smoothly: a
     thin-plate spline through the 68 landmark moves, pinned to zero over the back of the skull."""
@@ -348,9 +346,9 @@ def head_mesh(layout: str = "model") -> HeadMesh:
     """Build the mean head, ears and shoulders once per process and face layout (about 0.1 s).
 
     The head is built around the face model's landmarks; another layout (FACE_LAYOUTS) warps
-    the head and ears onto its points, while texture positions and offset fields stay those of
-    the model's head, so the painted features and the expressions travel with the warp (the
-    ears are not warped)."""
+    the skull surface onto its points (the ears keep their shape and place), while texture
+    positions and offset fields stay those of the model's head, so the painted features and the
+    expressions travel with the warp."""
     landmark_dirs = _unit(ANATOMICAL_LANDMARKS_68)
     grid = np.concatenate([_fibonacci_cap(SPHERE_POINTS, np.array([0.0, 0.0, 1.0]), np.pi),
                            _fibonacci_cap(FACE_POINTS, *FACE_CAP)])
@@ -786,7 +784,8 @@ def iris_offset_mm(appearance: Appearance, quat: np.ndarray, translation_mm: np.
     if appearance.gaze_jitter_deg is None:
         return None
     rotation = quat_to_matrix(quat)
-    eyes = _eye_centres(FACE_LAYOUTS[appearance.face_layout]).mean(axis=0) @ rotation.T + np.asarray(translation_mm, float)
+    eyes = _eye_centres(FACE_LAYOUTS[appearance.face_layout]).mean(axis=0)
+    eyes = eyes @ rotation.T + np.asarray(translation_mm, float)
     to_camera = -eyes @ rotation  # in the head frame, where the face looks toward -z
     turn = np.degrees([np.arctan2(to_camera[0], -to_camera[2]), np.arctan2(to_camera[1], np.hypot(*to_camera[[0, 2]]))])
     turn = np.clip(turn, -np.array(EYE_TURN_LIMIT_DEG), EYE_TURN_LIMIT_DEG) + appearance.gaze_jitter_deg
