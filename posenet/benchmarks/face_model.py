@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from posenet.benchmarks.head_frame import dev_names
 from posenet.core import facemodel, geometry
 from posenet.core.errors import PosenetError
 from posenet.core.paths import SHARED_DATA
@@ -61,17 +62,18 @@ def read_label_files(directory: str | Path, exclude: set[str] = frozenset()) -> 
     for path in paths:
         try:
             mat = scipy.io.loadmat(path)
+        except Exception as error:  # scipy raises many types (IndexError, MatReadError, ...) for a non-MATLAB file
+            raise PosenetError(f"{path}: not a readable .mat file ({type(error).__name__})") from None
+        try:
             layouts.append(label_layout(mat["Pose_Para"], mat["pt3d_68"]))
-        except (KeyError, ValueError, TypeError) as error:
+        except (KeyError, ValueError) as error:
             raise PosenetError(f"{path}: not an AFLW2000-3D label file ({error})") from None
         names.append(path.stem)
     return names, np.array(layouts)
 
 
 def measure(directory: str | Path | None = None, dev: str | Path | None = None) -> dict:
-    """The layout derived from the label files (dev images left out) and its distance from the shipped model."""
-    from posenet.benchmarks.head_frame import dev_names
-
+    """The layout derived from the label files (dev images left out) and its distance from the shipped table."""
     start = time.perf_counter()
     names, layouts = read_label_files(directory or MAT_DIRECTORY, dev_names(dev or DEV_SPLIT))
     derived = mean_layout(layouts)
@@ -82,7 +84,7 @@ def measure(directory: str | Path | None = None, dev: str | Path | None = None) 
 
 
 def benchmark(quick: bool) -> list[str]:
-    """The face model derived again; prints whether the shipped table is it."""
+    """The layout of AFLW2000-3D's 3D model derived again; prints whether the shipped table is it."""
     del quick  # a few files: always the whole recipe
     result = measure()
     verdict = ("the derived layout, as it should be" if result["max_difference_mm"] <= SHIPPED_TOLERANCE_MM
@@ -90,9 +92,9 @@ def benchmark(quick: bool) -> list[str]:
     print(f"face model: derived from {len(result['names'])} AFLW2000-3D 3D label files; the shipped table is "
           f"{result['max_difference_mm']:.2f} mm from it at most: {verdict}; {result['seconds']:.1f} s")
     layout = result["layout"]
-    lines = [f"The 68-point layout of AFLW2000-3D's 3D model derived again from {len(result['names'])} AFLW2000-3D 3D label files "
-             f"(`pt3d_68` with its `Pose_Para` rotation undone, scaled to {OUTER_EYE_SPAN_MM:g} mm between the outer "
-             f"eye corners, mirror-averaged; none from the development split). Mean distance of one face's points "
+    lines = [f"The 68-point layout of AFLW2000-3D's 3D model derived again from {len(result['names'])} of its 3D "
+             f"label files (`pt3d_68` with its `Pose_Para` rotation undone, scaled to {OUTER_EYE_SPAN_MM:g} mm between "
+             f"the outer eye corners, mirror-averaged; none from the development split). Mean distance of one face's points "
              f"from the mean (identity and expression): {result['spread_mm']:.1f} mm. The shipped table "
              f"(`facemodel.AFLW_3DMM_LANDMARKS_68`, the renderer's default layout) is "
              f"{result['max_difference_mm']:.2f} mm from the derived one at most: {verdict}.", "",

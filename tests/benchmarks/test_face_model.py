@@ -48,6 +48,9 @@ def test_a_file_without_labels_is_one_line(tmp_path):
     scipy.io.savemat(directory / "image00009.mat", {"pt2d": np.zeros((2, 21))})
     with pytest.raises(PosenetError, match=r"image00009.mat: not an AFLW2000-3D label file \('Pose_Para'\)"):
         face_model.read_label_files(directory)
+    (directory / "image00009.mat").write_bytes(b"not a MATLAB file")
+    with pytest.raises(PosenetError, match=r"image00009.mat: not a readable .mat file"):
+        face_model.read_label_files(directory)
     with pytest.raises(PosenetError, match="empty: no AFLW2000-3D .mat label files"):
         face_model.read_label_files((tmp_path / "empty").mkdir() or tmp_path / "empty")
 
