@@ -94,8 +94,8 @@ def benchmark(quick: bool) -> list[str]:
     layout = result["layout"]
     lines = [f"The 68-point layout of AFLW2000-3D's 3D model derived again from {len(result['names'])} of its 3D "
              f"label files (`pt3d_68` with its `Pose_Para` rotation undone, scaled to {OUTER_EYE_SPAN_MM:g} mm between "
-             f"the outer eye corners, mirror-averaged; none from the development split). Mean distance of one face's points "
-             f"from the mean (identity and expression): {result['spread_mm']:.1f} mm. The shipped table "
+             f"the outer eye corners, mirror-averaged; none from the development split). Mean distance of one "
+             f"face's points from the mean (identity and expression): {result['spread_mm']:.1f} mm. The shipped table "
              f"(`facemodel.AFLW_3DMM_LANDMARKS_68`, the renderer's default layout) is "
              f"{result['max_difference_mm']:.2f} mm from the derived one at most: {verdict}.", "",
              "| point | x mm | y mm | z mm |", "|---|---|---|---|"]
