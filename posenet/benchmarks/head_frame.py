@@ -4,11 +4,12 @@
 quantity taken from them is the renderer's face layout, `posenet bench face-model`): the rotation
 that makes the PnP face model's identity pose what AFLW2000-3D calls a frontal face. This
 benchmark is its recipe, runnable: for each of the 1969 protocol images of the opal23 label file
-(all 2000 images' poses and 68 landmarks, ../shared/data/aflw2000), near-orthographic PnP (the labels' camera: `protocol.AFLW_LABEL_FOCAL_WIDTHS` image widths) of the
-anatomical face model on the labelled points gives R_pnp; D = R_gt^T R_pnp is the model's offset
-in the head frame, and the chordal mean of D over the images is the fit. The shipped constant is
-its x part (the model stays mirror-symmetric). Run it after any change to the face model: it
-prints the value the constant should then take.
+(all 2000 images' poses and 68 landmarks, ../shared/data/aflw2000), near-orthographic PnP (the
+labels' camera: `protocol.AFLW_LABEL_FOCAL_WIDTHS` image widths) of the anatomical face model on
+the labelled points gives R_pnp; D = R_gt^T R_pnp is the model's offset in the head frame, and the
+chordal mean of D over the images is the fit. The shipped constant is its x part (the model stays
+mirror-symmetric). Run it after any change to the face model: it prints the value the constant
+should then take.
 
 Two more rows describe the fit rather than change it: the same fit without the development
 split's 300 images (so the dev figures are not circular), and with the 51 inner points only (jaw
