@@ -355,6 +355,7 @@ def test_the_aflw_3dmm_layout_moves_the_face_onto_its_points_with_exact_labels()
         np.testing.assert_allclose(geometry.project(posed, warped["camera"][i]), warped["pt2d_68"][i], atol=0.01)
     model = synth.synthesize(dataclasses.replace(MEAN_FACE, face_layout="model"), 4, seed=6, workers=1)
     np.testing.assert_array_equal(warped["quats"], model["quats"])  # no extra draw: a paired A/B
+    assert all(bytes(a) != bytes(b) for a, b in zip(warped["images"], model["images"]))
     mesh, model_mesh = synth.head_mesh("aflw-3dmm"), synth.head_mesh()
     np.testing.assert_array_equal(mesh.vertices[:68], AFLW_3DMM_LANDMARKS_68)
     np.testing.assert_array_equal(mesh.texture_vertices, model_mesh.vertices)  # the paint stays the model's
