@@ -88,6 +88,7 @@ REALISTIC_SIGMA_DEG = (30.0, 13.0, 9.0)  # yaw, pitch, roll spread of the near-f
 REALISTIC_WIDE_YAW = 0.25  # share of faces whose yaw is uniform over the whole range (turned heads, profiles)
 EYE_GAZES = ("ahead", "camera")
 FACE_LAYOUTS = {"model": LANDMARKS_68, "aflw-3dmm": AFLW_3DMM_LANDMARKS_68}  # SynthConfig.face_layout -> 68 points
+FACE_LAYOUT = "aflw-3dmm"  # renderer v5's default
 EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turns
 EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
 GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
@@ -147,7 +148,7 @@ class SynthConfig:
     # labels are fits of (facemodel.AFLW_3DMM_LANDMARKS_68): the mesh is warped onto those points, and
     # its painted features, offset fields and labels follow. Renderer v5 draws the benchmark's layout:
     # its faces then carry the landmarks, and the pose, that real labels mean.
-    face_layout: str = "aflw-3dmm"
+    face_layout: str = FACE_LAYOUT
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     # Mean brow height below the layout's, mm (the brow_raise offset of every person moves by this).
     # Renderers v3 and v4 lowered the "model" layout's brows by BROW_LOWERING_ANTHROPOMETRIC_MM; the
@@ -614,7 +615,7 @@ class Appearance:
     beard: float  # beard opacity, 0 for none
     eye_opening: float = EYE_OPENING_SCALE  # SynthConfig.eye_opening (detailed face)
     gaze_jitter_deg: np.ndarray | None = None  # (2,) eyes turned toward the camera plus this; None: straight ahead
-    face_layout: str = "model"  # SynthConfig.face_layout
+    face_layout: str = FACE_LAYOUT  # SynthConfig.face_layout
 
     def model_points(self) -> np.ndarray:
         """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
@@ -776,6 +777,7 @@ def _eye_centres(points: np.ndarray) -> np.ndarray:
 
 
 EYE_CENTRES_MM = _eye_centres(LANDMARKS_68)  # on the model's head, where the textures paint the eyes
+EYES_MIDPOINT_MM = {layout: _eye_centres(points).mean(axis=0) for layout, points in FACE_LAYOUTS.items()}
 
 
 def iris_offset_mm(appearance: Appearance, quat: np.ndarray, translation_mm: np.ndarray) -> np.ndarray | None:
@@ -784,8 +786,7 @@ def iris_offset_mm(appearance: Appearance, quat: np.ndarray, translation_mm: np.
     if appearance.gaze_jitter_deg is None:
         return None
     rotation = quat_to_matrix(quat)
-    eyes = _eye_centres(FACE_LAYOUTS[appearance.face_layout]).mean(axis=0)
-    eyes = eyes @ rotation.T + np.asarray(translation_mm, float)
+    eyes = EYES_MIDPOINT_MM[appearance.face_layout] @ rotation.T + np.asarray(translation_mm, float)
     to_camera = -eyes @ rotation  # in the head frame, where the face looks toward -z
     turn = np.degrees([np.arctan2(to_camera[0], -to_camera[2]), np.arctan2(to_camera[1], np.hypot(*to_camera[[0, 2]]))])
     turn = np.clip(turn, -np.array(EYE_TURN_LIMIT_DEG), EYE_TURN_LIMIT_DEG) + appearance.gaze_jitter_deg

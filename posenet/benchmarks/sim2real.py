@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from data_tools.synth import BROW_LOWERING_ANTHROPOMETRIC_MM
+from data_tools import synth
 from posenet.core import geometry, h5format
 from posenet.core.errors import PosenetError
 from posenet.core.evaluation import select, summarize
@@ -100,8 +100,6 @@ def patches_of(dataset: h5format.Dataset) -> np.ndarray:
 
 def render(count: int, seed: int, synth_config=None) -> tuple[np.ndarray, np.ndarray]:
     """(patches, quats) of `count` faces rendered in memory (the renderer's defaults unless `synth_config`)."""
-    from data_tools import synth
-
     fields = synth.synthesize(synth_config or synth.SynthConfig(), count, seed,
                               workers=max(1, min(2, os.cpu_count() or 1)), progress=True)
     dataset = h5format.Dataset(fields)
@@ -279,7 +277,7 @@ def benchmark(quick: bool, real: str | Path | None = None, json_path: str | Path
 # --- the ablation: one row per renderer change ----------------------------------------------------
 
 # session 7's defaults, where v5 differs
-RENDERER_V4 = {"face_layout": "model", "brow_lowering_mm": BROW_LOWERING_ANTHROPOMETRIC_MM}
+RENDERER_V4 = {"face_layout": "model", "brow_lowering_mm": synth.BROW_LOWERING_ANTHROPOMETRIC_MM}
 RENDERER_V3 = {**RENDERER_V4, "eye_gaze": "ahead"}  # session 6's defaults, where v4 differs
 RENDERER_V2 = {**RENDERER_V3, "brow_lowering_mm": 0.0, "face_on_axis": False}  # sessions 2-5's, where v3 differs
 FIRST_RENDERER = {**RENDERER_V2, "pose_distribution": "uniform", "head_on_axis": False, "detailed_face": False,
@@ -311,14 +309,10 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
 
 def ablation(quick: bool, real: str | Path | None = None) -> list[str]:
     """Every row of ABLATION through `measure` (the full budget takes about 15 min a row on 2 cores)."""
-    import dataclasses
-
-    from data_tools import synth
-
     lines = [*TABLE_HEADER]
     for label, changes in ABLATION.items():
         print(f"-- {label}")
-        result = measure(real or REAL_DEV, quick=quick, synth_config=dataclasses.replace(synth.SynthConfig(), **changes))
+        result = measure(real or REAL_DEV, quick=quick, synth_config=replace(synth.SynthConfig(), **changes))
         print(summary_line(result))
         lines.append(table_row(label, result))
     return lines
