@@ -129,8 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=OUR_MODELS, help="folder for pose_net.onnx and localizer.onnx")
     parser.add_argument("--workdir", type=Path, default=Path("work/tracker"), help="rendered sets and training runs")
     parser.add_argument("--pose-model", choices=("pose_mobilenet", "pose_net"), default="pose_mobilenet",
-                        help="pose_mobilenet: ImageNet MobileNetV2 trunk (6.6 deg on real faces trained on renderer "
-                             "v4's faces, 0.8 ms/patch as int8); pose_net: the small net from scratch (9.7 deg, 0.15 ms)")
+                        help="pose_mobilenet: ImageNet MobileNetV2 trunk (trained on renderer v4's faces: 6.6 deg on "
+                             "real ones, 0.8 ms/patch as int8); pose_net: the small net from scratch (9.7 deg, 0.15 ms)")
     parser.add_argument("--int8", action=argparse.BooleanOptionalAction, default=None,
                         help="export the pose net as int8 (ONNX Runtime static quantisation). Default: int8 for "
                              "pose_mobilenet (2x faster than float and as accurate on real faces, so the tracker is "
