@@ -34,6 +34,7 @@ import functools
 import multiprocessing
 import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
@@ -1300,7 +1301,7 @@ def _iter_samples(config: SynthConfig, n: int, seed: int, workers: int, progress
         for chunk in (pool.map(_render_range, tasks) if pool else map(_render_range, tasks)):
             bar.update(len(chunk))
             yield from chunk
-    except concurrent.futures.process.BrokenProcessPool:
+    except BrokenProcessPool:
         raise PosenetError("synth: the rendering worker processes died; a script that renders with workers > 1 "
                            "must do so under `if __name__ == \"__main__\":` (or use workers=1)") from None
     finally:

@@ -391,3 +391,14 @@ def test_a_script_without_a_main_guard_gets_one_error_not_a_hang(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode != 0
     assert 'the rendering worker processes died' in done.stderr and '__name__ == "__main__"' in done.stderr
+
+
+def test_a_rendering_error_in_process_reaches_the_caller_as_itself(monkeypatch):
+    """With workers=1 a failing render raises its own error (the handler for dead worker processes
+    once turned it into an AttributeError)."""
+    def broken(config, seed, index):
+        raise ValueError(f"sample {index} cannot be drawn")
+
+    monkeypatch.setattr(synth, "render_sample", broken)
+    with pytest.raises(ValueError, match="sample 0 cannot be drawn"):
+        synth.synthesize(CLEAN, 2, seed=0, workers=1)
