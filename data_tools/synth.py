@@ -90,6 +90,9 @@ REALISTIC_WIDE_YAW = 0.25  # share of faces whose yaw is uniform over the whole 
 EYE_GAZES = ("ahead", "camera")
 FACE_LAYOUTS = {"model": LANDMARKS_68, "aflw-3dmm": AFLW_3DMM_LANDMARKS_68}  # SynthConfig.face_layout -> 68 points
 FACE_LAYOUT = "aflw-3dmm"  # renderer v5's default
+CONTOUR = np.arange(17)  # the jaw contour among the 68 landmarks (iBUG order)
+INNER_LIPS = (62, 66)  # the middle of the upper and lower inner lip
+NEUTRAL_MOUTH_GAP_MM = float(np.linalg.norm(LANDMARKS_68[INNER_LIPS[0]] - LANDMARKS_68[INNER_LIPS[1]]))  # closed lips
 EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turns
 EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
 GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
@@ -150,6 +153,14 @@ class SynthConfig:
     # its painted features, offset fields and labels follow. Renderer v5 draws the benchmark's layout:
     # its faces then carry the landmarks, and the pose, that real labels mean.
     face_layout: str = FACE_LAYOUT
+    # A layout averaged over fitted faces (AFLW's) parts the lips by 7 mm, its faces' mean expression,
+    # and the renderer opens mouths on top of it. True: the layout's jaw raised first, lips about as
+    # far apart as the face model's closed ones (`closed_mouth`).
+    neutral_mouth: bool = False
+    # Warp the surface onto the layout's jaw contour too. AFLW's contour points sit by the ears, 13-22 mm
+    # behind the face model's jaw line, and warping onto them pushes the cheeks back. False: the surface
+    # keeps the model's jaw and the contour labels are the layout's points, riding with the head.
+    warp_contour: bool = True
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     # Mean brow height below the layout's, mm (the brow_raise offset of every person moves by this).
     # Renderers v3 and v4 lowered the "model" layout's brows by BROW_LOWERING_ANTHROPOMETRIC_MM; the
@@ -333,6 +344,22 @@ def offset_basis(points: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(f, axis=-1) for f in fields])
 
 
+def closed_mouth(layout: np.ndarray) -> np.ndarray:
+    """`layout` with its jaw raised along the mouth_open field by its inner-lip gap less the face
+    model's (NEUTRAL_MOUTH_GAP_MM), leaving the lips about as far apart as the model's closed ones.
+
+    A layout averaged over fitted faces (AFLW's) carries their mean expression: its lips part
+    by 7 mm; the renderer draws its own expressions on top, which would open every mouth twice."""
+    mouth_open = offset_basis(ANATOMICAL_LANDMARKS_68)[BASIS_NAMES.index("mouth_open")] @ AFLW_FRAME_ROTATION.T
+    excess = max(0.0, float(np.linalg.norm(layout[INNER_LIPS[0]] - layout[INNER_LIPS[1]])) - NEUTRAL_MOUTH_GAP_MM)
+    return layout - excess * mouth_open
+
+
+def layout_points(layout: str, neutral_mouth: bool) -> np.ndarray:
+    """The 68 landmarks (head frame, mm) of a face layout (FACE_LAYOUTS), its mouth closed if asked."""
+    return closed_mouth(FACE_LAYOUTS[layout]) if neutral_mouth else FACE_LAYOUTS[layout]
+
+
 def _layout_warp(points: np.ndarray, layout: np.ndarray) -> np.ndarray:
     """Displacements (P, 3) that carry the calibrated face model onto `layout` (68, 3) smoothly: a
     thin-plate spline through the 68 landmark moves, pinned to zero over the back of the skull."""
@@ -343,14 +370,17 @@ def _layout_warp(points: np.ndarray, layout: np.ndarray) -> np.ndarray:
     return RBFInterpolator(control, moves, kernel="thin_plate_spline", degree=1)(points)
 
 
-@functools.lru_cache(maxsize=2)
-def head_mesh(layout: str = "model") -> HeadMesh:
-    """Build the mean head, ears and shoulders once per process and face layout (about 0.1 s).
+@functools.lru_cache(maxsize=4)
+def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: bool = True) -> HeadMesh:
+    """Build the mean head, ears and shoulders once per process and face (about 0.1 s).
 
-    The head is built around the face model's landmarks; another layout (FACE_LAYOUTS) warps
-    the skull surface onto its points (the ears keep their shape and place), while texture
-    positions and offset fields stay those of the model's head, so the painted features and the
-    expressions travel with the warp."""
+    The head is built around the face model's landmarks; another layout (FACE_LAYOUTS; with
+    `neutral_mouth`, its mouth closed: `layout_points`) warps the skull surface onto its points
+    (the ears keep their shape and place), while texture positions and offset fields stay those
+    of the model's head, so the painted features and the expressions travel with the warp.
+    Without `warp_contour` the surface keeps the model's jaw and cheeks, and the layout's 17
+    contour landmarks become extra vertices that ride with the head off the surface (AFLW's sit
+    by the ears, 13-22 mm behind the model's jaw line: warping onto them pushes the cheeks back)."""
     landmark_dirs = _unit(ANATOMICAL_LANDMARKS_68)
     grid = np.concatenate([_fibonacci_cap(SPHERE_POINTS, np.array([0.0, 0.0, 1.0]), np.pi),
                            _fibonacci_cap(FACE_POINTS, *FACE_CAP)])
@@ -388,11 +418,26 @@ def head_mesh(layout: str = "model") -> HeadMesh:
     vertices[: len(LANDMARKS_68)] = LANDMARKS_68
     basis = basis @ AFLW_FRAME_ROTATION.T
     texture_vertices = vertices.copy()
+    landmark_index = np.arange(len(LANDMARKS_68))
+    points = layout_points(layout, neutral_mouth)
+    contour_apart = layout != "model" and not warp_contour
     if layout != "model":  # the skull surface only: the ears keep their shape and place
-        vertices[: len(head)] += _layout_warp(vertices[: len(head)], FACE_LAYOUTS[layout])
-        vertices[: len(LANDMARKS_68)] = FACE_LAYOUTS[layout]
+        target = points.copy()
+        if contour_apart:
+            target[CONTOUR] = LANDMARKS_68[CONTOUR]
+        vertices[: len(head)] += _layout_warp(vertices[: len(head)], target)
+        vertices[: len(LANDMARKS_68)] = target
+    normals = _vertex_normals(vertices, triangles)
+    if contour_apart:
+        extra = len(vertices) + np.arange(len(CONTOUR))
+        vertices = np.concatenate([vertices, points[CONTOUR]])
+        normals = np.concatenate([normals, normals[CONTOUR]])
+        basis = np.concatenate([basis, basis[:, CONTOUR]], axis=1)
+        body_weight = np.concatenate([body_weight, np.zeros(len(CONTOUR))])
+        texture_vertices = np.concatenate([texture_vertices, texture_vertices[CONTOUR]])
+        landmark_index = np.concatenate([extra, landmark_index[len(CONTOUR):]])
     mesh = HeadMesh(vertices=vertices, triangles=triangles[~torso_triangles], torso_triangles=triangles[torso_triangles],
-                    normals=_vertex_normals(vertices, triangles), landmark_index=np.arange(len(LANDMARKS_68)),
+                    normals=normals, landmark_index=landmark_index,
                     basis=basis, body_weight=body_weight, texture_vertices=texture_vertices)
     for array in dataclasses.asdict(mesh).values():
         array.setflags(write=False)
@@ -617,10 +662,17 @@ class Appearance:
     eye_opening: float = EYE_OPENING_SCALE  # SynthConfig.eye_opening (detailed face)
     gaze_jitter_deg: np.ndarray | None = None  # (2,) eyes turned toward the camera plus this; None: straight ahead
     face_layout: str = FACE_LAYOUT  # SynthConfig.face_layout
+    neutral_mouth: bool = False  # SynthConfig.neutral_mouth
+    warp_contour: bool = True  # SynthConfig.warp_contour
+
+    @property
+    def face(self) -> tuple[str, bool, bool]:
+        """Which mean head this person is drawn on: `head_mesh(*face)`."""
+        return self.face_layout, self.neutral_mouth, self.warp_contour
 
     def model_points(self) -> np.ndarray:
         """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
-        mesh = head_mesh(self.face_layout)
+        mesh = head_mesh(*self.face)
         offsets = np.tensordot(self.coefficients, mesh.basis[:, mesh.landmark_index], axes=1)
         return mesh.vertices[mesh.landmark_index] + offsets
 
@@ -682,7 +734,8 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       detailed=config.detailed_face, eye_opening=config.eye_opening,
                       beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0,
                       gaze_jitter_deg=_gaze_jitter(rng) if config.eye_gaze == "camera" else None,
-                      face_layout=config.face_layout)
+                      face_layout=config.face_layout, neutral_mouth=config.neutral_mouth,
+                      warp_contour=config.warp_contour)
 
 
 def _gaze_jitter(rng: np.random.Generator) -> np.ndarray:
@@ -842,11 +895,12 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
     return albedo * (1.0 + appearance.detail * grain[:, None])
 
 
-@functools.lru_cache(maxsize=2)
-def _mesh_texels(layout: str = "model") -> tuple[np.ndarray, np.ndarray]:
-    """Texture (row, column) of every mean-head vertex (V, 2), and each triangle's side
-    (T,) int32: 1 when its centroid is behind the head centre (the back texture)."""
-    mesh = head_mesh(layout)
+@functools.lru_cache(maxsize=4)
+def _mesh_texels(layout: str = "model", neutral_mouth: bool = False,
+                 warp_contour: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Texture (row, column) of every vertex of `head_mesh(layout, neutral_mouth, warp_contour)` (V, 2),
+    and each triangle's side (T,) int32: 1 when its centroid is behind the head centre (the back texture)."""
+    mesh = head_mesh(layout, neutral_mouth, warp_contour)
     positions = mesh.texture_vertices
     texel = np.stack([(positions[:, 1] - TEX_Y[0]) / TEX_MM, (positions[:, 0] - TEX_X[0]) / TEX_MM], axis=-1)
     back = (positions[mesh.triangles, 2].mean(axis=1) >= 0).astype(np.int32)  # head triangles only
@@ -873,7 +927,7 @@ def render_view(appearance: Appearance, quat: np.ndarray, translation_mm: np.nda
     if background is not None and background.shape != (height, width, 3):
         raise ValueError(f"background has shape {background.shape}, expected {(height, width, 3)}")
     image = np.full((height, width, 3), 128, np.uint8) if background is None else background.astype(np.uint8)
-    mesh = head_mesh(appearance.face_layout)
+    mesh = head_mesh(*appearance.face)
     points_cam, normals_cam = pose_mesh(mesh, appearance, quat, translation_mm)
     pixels = project(points_cam, camera)
     _draw_head(image, appearance, mesh, points_cam, pixels, normals_cam, iris_offset_mm(appearance, quat, translation_mm))
@@ -910,7 +964,7 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
     covered = np.flatnonzero(flat_ids)
     if not covered.size:
         return
-    texel, back = _mesh_texels(appearance.face_layout)
+    texel, back = _mesh_texels(*appearance.face)
     corners = mesh.triangles[drawn]
     vertex_values = np.concatenate([texel, light], axis=1)
     planes = _attribute_planes(pixels[corners], vertex_values[corners]).astype(np.float32)
@@ -1275,7 +1329,8 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
     defaults = SynthConfig()
     irises = defaults.eye_gaze == "ahead"  # the defaults' textures, under the key _albedo asks for
-    head_mesh(defaults.face_layout), _mesh_texels(defaults.face_layout), _textures(True, EYE_OPENING_SCALE, irises), _textures(False, EYE_OPENING_SCALE, irises)
+    face = (defaults.face_layout, defaults.neutral_mouth, defaults.warp_contour)
+    head_mesh(*face), _mesh_texels(*face), _textures(True, EYE_OPENING_SCALE, irises), _textures(False, EYE_OPENING_SCALE, irises)
 
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:

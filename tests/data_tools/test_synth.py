@@ -21,7 +21,7 @@ from posenet.core.paths import REPO
 
 CLEAN = synth.SynthConfig(lossy=False, degrade=False, occluder_probability=0.0)
 MEAN_FACE = dataclasses.replace(CLEAN, identity_scale=0.0, expression_scale=0.0, brow_lowering_mm=0.0)  # the layout itself
-LAYOUT = synth.FACE_LAYOUTS[CLEAN.face_layout]  # the 68 points the default faces are drawn with
+LAYOUT = synth.layout_points(CLEAN.face_layout, CLEAN.neutral_mouth)  # the 68 points the default faces are drawn with
 
 
 def _translation(coords: np.ndarray, camera: np.ndarray) -> np.ndarray:
@@ -364,6 +364,39 @@ def test_the_aflw_3dmm_layout_moves_the_face_onto_its_points_with_exact_labels()
     assert np.abs(mesh.vertices[30] - model_mesh.vertices[30]).max() > 10.0  # the nose tip did move
     with pytest.raises(synth.PosenetError, match="face layout: unknown 'cartoon'"):
         synth.synthesize(dataclasses.replace(CLEAN, face_layout="cartoon"), 1, seed=0, workers=1)
+
+
+def test_a_neutral_mouth_closes_the_layouts_lips_and_raises_its_jaw_only():
+    fitted = synth.FACE_LAYOUTS["aflw-3dmm"]
+    closed = synth.layout_points("aflw-3dmm", neutral_mouth=True)
+    upper, lower = synth.INNER_LIPS
+    assert np.linalg.norm(fitted[upper] - fitted[lower]) > 5.0  # the fits' mean expression: lips apart
+    assert abs(np.linalg.norm(closed[upper] - closed[lower]) - synth.NEUTRAL_MOUTH_GAP_MM) < 0.3
+    moved = np.linalg.norm(closed - fitted, axis=1) > 1e-9
+    assert moved[8] and moved[lower] and not moved[:4].any() and not moved[17:48].any() and not moved[upper]
+    assert closed[8, 1] < fitted[8, 1] - 4.0  # the chin rises with the jaw (y points down)
+    np.testing.assert_array_equal(synth.layout_points("model", neutral_mouth=True), LANDMARKS_68)  # closed already
+    faces = synth.synthesize(dataclasses.replace(MEAN_FACE, face_layout="aflw-3dmm", neutral_mouth=True), 2, seed=3,
+                             workers=1)
+    np.testing.assert_allclose(faces["model_68"], np.broadcast_to(closed, (2, 68, 3)), atol=1e-4)
+
+
+def test_a_contour_kept_apart_leaves_the_jaw_surface_and_labels_the_layouts_points():
+    config = dataclasses.replace(MEAN_FACE, face_layout="aflw-3dmm", warp_contour=False)
+    faces = synth.synthesize(config, 4, seed=6, workers=1)
+    np.testing.assert_allclose(faces["model_68"], np.broadcast_to(AFLW_3DMM_LANDMARKS_68, (4, 68, 3)), atol=1e-4)
+    for i in range(4):  # the labels are the posed points
+        translation = _translation(faces["coords"][i], faces["camera"][i])
+        posed = geometry.transform(AFLW_3DMM_LANDMARKS_68, faces["quats"][i], translation)
+        np.testing.assert_allclose(geometry.project(posed, faces["camera"][i]), faces["pt2d_68"][i], atol=0.01)
+    warped = synth.synthesize(dataclasses.replace(config, warp_contour=True), 4, seed=6, workers=1)
+    np.testing.assert_array_equal(faces["quats"], warped["quats"])  # no extra draw: a paired A/B
+    kept, pushed = synth.head_mesh("aflw-3dmm", False, False), synth.head_mesh("aflw-3dmm")
+    np.testing.assert_allclose(kept.vertices[synth.CONTOUR], LANDMARKS_68[synth.CONTOUR], atol=1e-6)  # the model's jaw
+    np.testing.assert_allclose(kept.vertices[17:68], AFLW_3DMM_LANDMARKS_68[17:], atol=1e-6)  # the inner face warped
+    assert not np.isin(kept.landmark_index[synth.CONTOUR], kept.triangles).any()  # labels off the surface
+    jaw = np.abs(pushed.vertices[synth.CONTOUR] - kept.vertices[synth.CONTOUR]).max(axis=1)
+    assert jaw.max() > 15.0  # where the warp would have pushed the cheeks
 
 
 @pytest.mark.parametrize("face_on_axis, seen_head_on", [(True, True), (False, False)])
