@@ -161,6 +161,10 @@ class SynthConfig:
     # behind the face model's jaw line, and warping onto them pushes the cheeks back. False: the surface
     # keeps the model's jaw and the contour labels are the layout's points, riding with the head.
     warp_contour: bool = True
+    # Hair as geometry: people whose style is not bald get the crown and the back of the head pushed
+    # out by uniform(low, high) mm (`hair_volume_field`), so the head's outline above and behind the
+    # face varies as real hair makes it; (0, 0): the bare skull's outline (renderer v5 and before).
+    hair_volume_mm: tuple[float, float] = (0.0, 0.0)
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     # Mean brow height below the layout's, mm (the brow_raise offset of every person moves by this).
     # Renderers v3 and v4 lowered the "model" layout's brows by BROW_LOWERING_ANTHROPOMETRIC_MM; the
@@ -212,6 +216,9 @@ _SHAPE_POINTS_HALF = [
 BASIS_NAMES = ("width", "lower_face", "nose", "jaw", "eye_spacing", "brow_raise", "mouth_open", "smile")
 IDENTITY_SIGMA = np.array([0.05, 0.05, 4.0, 5.0, 2.0, 2.5, 0.0, 0.0])
 EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 12.0, 4.0])
+HAIR_VOLUME_LIMIT_MM = 80.0  # more would be a hat
+HAIR_VOLUME_TAPER_MM = 15.0  # hair volume grows from 0 at the hairline to full this far inside it
+HAIR_VOLUME_FACE_Y = (-40.0, -55.0)  # on the face side, hair volume fades in over this mean-head y (above the brows)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,8 +227,9 @@ class HeadMesh:
     ears (T,3) and of the torso, vertex normals (V,3), the vertex index of each of the 68
     landmarks, the offset fields (K,V,3), how much each vertex follows the body rather
     than the head (0 for the head and ears, rising along the neck, 1 for the torso; see
-    `pose_mesh`) and where each vertex sits on the face model's head (V,3): its texture
-    position, the same as `vertices` unless the face is warped to another layout."""
+    `pose_mesh`), where each vertex sits on the face model's head (V,3): its texture
+    position, the same as `vertices` unless the face is warped to another layout, and where
+    hair volume pushes it."""
 
     vertices: np.ndarray
     triangles: np.ndarray
@@ -231,6 +239,7 @@ class HeadMesh:
     basis: np.ndarray
     body_weight: np.ndarray
     texture_vertices: np.ndarray
+    hair_field: np.ndarray  # (styles, V, 3) where hair volume pushes each vertex, per mm (`hair_volume_field`)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -360,6 +369,20 @@ def layout_points(layout: str, neutral_mouth: bool) -> np.ndarray:
     return closed_mouth(FACE_LAYOUTS[layout]) if neutral_mouth else FACE_LAYOUTS[layout]
 
 
+def hair_volume_field(points: np.ndarray, style: HairStyle) -> np.ndarray:
+    """Outward displacement (P, 3) per mm of hair at mean-head points (anatomical frame) for one
+    style: 1 where the style paints hair (`_front_texture`, `_back_texture`), tapering to 0 over
+    HAIR_VOLUME_TAPER_MM inside its hairline; on the face side only above the brows, so never at a
+    landmark; 0 for a bald crown."""
+    x, y, z = points.T
+    if style.bald:
+        return np.zeros_like(points)
+    front = np.where(np.abs(x) >= SIDE_HAIR_X, style.side_bottom - y, style.front_top + 0.009 * x**2 - y)
+    inside = np.where(z < 0, front, style.back_bottom - 0.006 * x**2 - y)
+    weight = _smoothstep(0.0, HAIR_VOLUME_TAPER_MM, inside) * np.where(z < 0, _smoothstep(*HAIR_VOLUME_FACE_Y, y), 1.0)
+    return _unit(points) * weight[:, None]
+
+
 def _layout_warp(points: np.ndarray, layout: np.ndarray) -> np.ndarray:
     """Displacements (P, 3) that carry the calibrated face model onto `layout` (68, 3) smoothly: a
     thin-plate spline through the 68 landmark moves, pinned to zero over the back of the skull."""
@@ -410,6 +433,9 @@ def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: 
     torso_triangles = torso[triangles[:, 0]]
     basis = offset_basis(vertices)
     basis[:, torso] = 0.0  # identity and expression move the head only
+    hair_field = np.zeros((len(DETAILED_HAIR_STYLES), *vertices.shape))  # per style (HAIR_STYLES is a prefix)
+    hair_field[:, : len(head)] = [hair_volume_field(head, style) for style in DETAILED_HAIR_STYLES]
+    assert not hair_field[:, : len(LANDMARKS_68)].any(), "hair must not move the landmarks"
     body_weight = np.where(torso, 1.0, _smoothstep(*NECK_BEND, vertices[:, 1]))
     assert not body_weight[: len(LANDMARKS_68)].any(), "landmarks must move rigidly with the head"
     # Built in the anatomical frame, then re-expressed in the calibrated head frame (facemodel),
@@ -417,6 +443,7 @@ def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: 
     vertices = (vertices - HEAD_CENTER) @ AFLW_FRAME_ROTATION.T + HEAD_CENTER
     vertices[: len(LANDMARKS_68)] = LANDMARKS_68
     basis = basis @ AFLW_FRAME_ROTATION.T
+    hair_field = hair_field @ AFLW_FRAME_ROTATION.T
     texture_vertices = vertices.copy()
     landmark_index = np.arange(len(LANDMARKS_68))
     points = layout_points(layout, neutral_mouth)
@@ -435,10 +462,11 @@ def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: 
         basis = np.concatenate([basis, basis[:, CONTOUR]], axis=1)
         body_weight = np.concatenate([body_weight, np.zeros(len(CONTOUR))])
         texture_vertices = np.concatenate([texture_vertices, texture_vertices[CONTOUR]])
+        hair_field = np.concatenate([hair_field, np.zeros((len(hair_field), len(CONTOUR), 3))], axis=1)
         landmark_index = np.concatenate([extra, landmark_index[len(CONTOUR):]])
     mesh = HeadMesh(vertices=vertices, triangles=triangles[~torso_triangles], torso_triangles=triangles[torso_triangles],
                     normals=normals, landmark_index=landmark_index,
-                    basis=basis, body_weight=body_weight, texture_vertices=texture_vertices)
+                    basis=basis, body_weight=body_weight, texture_vertices=texture_vertices, hair_field=hair_field)
     for array in dataclasses.asdict(mesh).values():
         array.setflags(write=False)
     return mesh
@@ -664,6 +692,7 @@ class Appearance:
     face_layout: str = FACE_LAYOUT  # SynthConfig.face_layout
     neutral_mouth: bool = False  # SynthConfig.neutral_mouth
     warp_contour: bool = True  # SynthConfig.warp_contour
+    hair_volume_mm: float = 0.0  # how far hair pushes the crown and the back of the head out
 
     @property
     def face(self) -> tuple[str, bool, bool]:
@@ -726,7 +755,7 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
     tint = rng.uniform(0.75, 1.0, (n_lights, 3))
     light_colours = tint / tint.max(axis=1, keepdims=True) * rng.uniform(0.5, 1.0, (n_lights, 1))
     light_colours *= rng.uniform(0.8, 1.1) / light_colours.sum(axis=0).max()
-    return Appearance(coefficients=coefficients, colours=colours, ambient=rng.uniform(0.2, 0.45) * rng.uniform(0.85, 1.0, 3),
+    appearance = Appearance(coefficients=coefficients, colours=colours, ambient=rng.uniform(0.2, 0.45) * rng.uniform(0.85, 1.0, 3),
                       light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
                       shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05),
                       detail_shift=int(rng.integers(1 << 20)),
@@ -736,6 +765,16 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       gaze_jitter_deg=_gaze_jitter(rng) if config.eye_gaze == "camera" else None,
                       face_layout=config.face_layout, neutral_mouth=config.neutral_mouth,
                       warp_contour=config.warp_contour)
+    if config.hair_volume_mm[1] > 0 and not _hair_styles(config.detailed_face)[appearance.hair_style].bald:
+        appearance = dataclasses.replace(appearance, hair_volume_mm=_hair_volume(rng, config.hair_volume_mm))
+    return appearance
+
+
+def _hair_volume(rng: np.random.Generator, low_high: tuple[float, float]) -> float:
+    """This person's hair volume (mm), from a child stream of `rng` (spawning draws nothing from it),
+    so that the people, poses and cameras stay those drawn without hair volume."""
+    child = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+    return float(child.uniform(*low_high))
 
 
 def _gaze_jitter(rng: np.random.Generator) -> np.ndarray:
@@ -946,7 +985,8 @@ def pose_mesh(mesh: HeadMesh, appearance: Appearance, quat: np.ndarray,
     translation = np.asarray(translation_mm, float)
     rotation = quat_to_matrix(quat)
     body_rotation = rotvec_to_matrix(TORSO_FOLLOW * quat_to_rotvec(quat))
-    vertices = mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
+    vertices = (mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
+                + appearance.hair_volume_mm * mesh.hair_field[appearance.hair_style])
     head = vertices @ rotation.T + translation
     body = (vertices - NECK_PIVOT) @ body_rotation.T + (NECK_PIVOT @ rotation.T + translation)
     weight = mesh.body_weight[:, None]
@@ -1439,6 +1479,9 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
         raise PosenetError(f"eye opening: must be 0.5..3 times the lid landmarks' height, got {config.eye_opening:g}")
     if not -BROW_LOWERING_LIMIT_MM <= config.brow_lowering_mm <= BROW_LOWERING_LIMIT_MM:
         raise PosenetError(f"brow lowering: must be within +-{BROW_LOWERING_LIMIT_MM:g} mm, got {config.brow_lowering_mm:g}")
+    if not 0.0 <= config.hair_volume_mm[0] <= config.hair_volume_mm[1] <= HAIR_VOLUME_LIMIT_MM:
+        low, high = config.hair_volume_mm
+        raise PosenetError(f"hair volume: need 0 <= low <= high <= {HAIR_VOLUME_LIMIT_MM:g} mm, got {low:g}..{high:g} mm")
     low, high = config.face_distance_mm
     if not NEAR_MM * 4 <= low <= high:
         raise PosenetError(f"face distance: need {NEAR_MM * 4:g} mm <= near <= far, got {low:g}..{high:g} mm")

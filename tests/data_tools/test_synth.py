@@ -399,6 +399,25 @@ def test_a_contour_kept_apart_leaves_the_jaw_surface_and_labels_the_layouts_poin
     assert jaw.max() > 15.0  # where the warp would have pushed the cheeks
 
 
+def test_hair_volume_reshapes_the_head_outline_only():
+    bare = synth.synthesize(CLEAN, 12, seed=8, workers=1)
+    haired = synth.synthesize(dataclasses.replace(CLEAN, hair_volume_mm=(20.0, 30.0)), 12, seed=8, workers=1)
+    for key in ("quats", "pt2d_68", "model_68", "coords"):  # its own stream: the same people, poses and labels
+        np.testing.assert_array_equal(bare[key], haired[key])
+    styles = synth._hair_styles(CLEAN.detailed_face)
+    rng_styles = [synth.sample_appearance(CLEAN, np.random.default_rng([8, i])).hair_style for i in range(12)]
+    changed = [bytes(a) != bytes(b) for a, b in zip(bare["images"], haired["images"])]
+    assert changed == [not styles[s].bald for s in rng_styles] and any(changed)  # bald crowns stay bare
+    mesh = synth.head_mesh()
+    for style, field in zip(synth.DETAILED_HAIR_STYLES, mesh.hair_field):
+        assert not field[mesh.landmark_index].any()
+        pushed = np.linalg.norm(field, axis=1) > 0.99
+        crown = (mesh.vertices[:, 1] < -100) & (np.abs(mesh.vertices[:, 0]) < 20)
+        assert pushed[crown].all() != style.bald  # the crown under hair moves out 1 mm per mm
+    with pytest.raises(synth.PosenetError, match="hair volume"):
+        synth.synthesize(dataclasses.replace(CLEAN, hair_volume_mm=(30.0, 20.0)), 1, seed=0, workers=1)
+
+
 @pytest.mark.parametrize("face_on_axis, seen_head_on", [(True, True), (False, False)])
 def test_face_on_axis_shows_a_near_face_at_its_labelled_pitch(face_on_axis, seen_head_on):
     """A weak-perspective fit (AFLW's labels) of a face 0.4 m from the camera reads its label's pitch
