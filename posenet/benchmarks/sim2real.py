@@ -54,6 +54,7 @@ TEST_SEED_OFFSET = 1000
 KEYS = ("n", "mae", "mae_yaw", "mae_pitch", "mae_roll", "geodesic_mean", "geodesic_median", "acc10",
         "bias_yaw", "bias_pitch", "bias_roll", "synth_mae")
 MIRROR = np.diag([-1.0, 1.0, 1.0])
+NEAR_FRONTAL_DEG = 30.0  # |yaw| and |pitch| below this: where pitch is read along a line
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,22 @@ def predict(model, patches: np.ndarray) -> np.ndarray:
 
 # --- the measurement ---------------------------------------------------------------------------
 
+def near_frontal(angles: np.ndarray) -> np.ndarray:
+    """Which (yaw, pitch, roll) rows have |yaw| and |pitch| below NEAR_FRONTAL_DEG."""
+    return (np.abs(angles[:, 0]) < NEAR_FRONTAL_DEG) & (np.abs(angles[:, 1]) < NEAR_FRONTAL_DEG)
+
+
+def pitch_line(true_ypr: np.ndarray, predicted_ypr: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept at label 0) of predicted on true pitch over the near-frontal faces: a
+    slope below 1 is a net that under-reads pitch (its bias then follows the faces' mean pitch),
+    the intercept an offset."""
+    near = near_frontal(true_ypr) & np.isfinite(predicted_ypr[:, 1])
+    if near.sum() < 2:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(true_ypr[near, 1], predicted_ypr[near, 1], 1)
+    return float(slope), float(intercept)
+
+
 def measure(real: str | Path = REAL_DEV, quick: bool = False, seed: int = 0, synth_config=None,
             budget: Budget | None = None) -> dict:
     """Train on rendered faces, score on `real` (keys KEYS, degrees; acc10 a share) and on a
@@ -224,10 +241,12 @@ def measure(real: str | Path = REAL_DEV, quick: bool = False, seed: int = 0, syn
     rendered = time.perf_counter()
     model = train_proxy(train_x, train_q, budget.steps, seed)
     trained = time.perf_counter()
-    on_real = summarize(real_q, predict(model, real_x))
+    real_p = predict(model, real_x)
+    on_real = summarize(real_q, real_p)
     on_synth = summarize(test_q, predict(model, test_x))
     result = {key: on_real[key] for key in KEYS if key in on_real}
     result["synth_mae"] = on_synth["mae"]
+    result["pitch_slope"], result["pitch_at_0"] = pitch_line(geometry.ypr_deg(real_q), geometry.ypr_deg(real_p))
     result.update({f"synth_{key}": on_synth[key] for key in ("geodesic_median", "bias_yaw", "bias_pitch", "bias_roll")})
     result.update(real=str(real), render_seconds=round(rendered - start, 1), train_seconds=round(trained - rendered, 1),
                   seconds=round(time.perf_counter() - start, 1), budget=asdict(budget), seed=seed)
@@ -238,8 +257,9 @@ def summary_line(result: dict) -> str:
     return (f"sim2real: real MAE {result['mae']:.2f} deg (yaw {result['mae_yaw']:.2f}, pitch {result['mae_pitch']:.2f}, "
             f"roll {result['mae_roll']:.2f}; bias {result['bias_yaw']:+.2f}/{result['bias_pitch']:+.2f}/"
             f"{result['bias_roll']:+.2f}), geodesic median {result['geodesic_median']:.2f}, acc@10 "
-            f"{100 * result['acc10']:.1f}% on {result['n']} real faces; synthetic MAE {result['synth_mae']:.2f}; "
-            f"{result['seconds']:.0f} s")
+            f"{100 * result['acc10']:.1f}% on {result['n']} real faces (near-frontal pitch read with slope "
+            f"{result['pitch_slope']:.2f}, {result['pitch_at_0']:+.2f} at label 0); synthetic MAE "
+            f"{result['synth_mae']:.2f}; {result['seconds']:.0f} s")
 
 
 TABLE_HEADER = ["| renderer | n real | MAE | yaw | pitch | roll | geo median | acc@10 % | bias yaw | bias pitch "

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from posenet.benchmarks.sim2real import CROP_MARGIN, REAL_DEV, read_real
+from posenet.benchmarks.sim2real import CROP_MARGIN, NEAR_FRONTAL_DEG, REAL_DEV, near_frontal, read_real
 from posenet.core import geometry
 
-NEAR_FRONTAL_DEG = 30.0
 RIDGE = 1e-3
 AXES = ("yaw", "pitch", "roll")
 QUICK_FACES, FULL_FACES = 1500, 6000
@@ -37,10 +36,6 @@ def normalised_layout(points: np.ndarray) -> np.ndarray:
     low, high = points.min(axis=1), points.max(axis=1)
     side = CROP_MARGIN * np.max(high - low, axis=1)
     return ((points - (low + high)[:, None] / 2.0) / side[:, None, None]).reshape(len(points), -1)
-
-
-def near_frontal(angles: np.ndarray) -> np.ndarray:
-    return (np.abs(angles[:, 0]) < NEAR_FRONTAL_DEG) & (np.abs(angles[:, 1]) < NEAR_FRONTAL_DEG)
 
 
 def fit_readout(layouts: np.ndarray, angles: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posenet.benchmarks.sim2real import REAL_DEV, read_real
-from posenet.benchmarks.sim2real_layout import NEAR_FRONTAL_DEG, near_frontal
+from posenet.benchmarks.sim2real import NEAR_FRONTAL_DEG, REAL_DEV, pitch_line, read_real
 from posenet.core import geometry, h5format
 from posenet.core.errors import PosenetError
 from posenet.core.evaluation import Predictor, evaluate
@@ -36,15 +35,6 @@ PEER_MODEL = OPENTRACK_MODELS / "head-pose-0.4-small-int8.onnx"
 QUICK_FACES, FULL_FACES = 300, 2000
 SEED = 77
 AXES = ("yaw", "pitch", "roll")
-
-
-def pitch_line(true_ypr: np.ndarray, predicted_ypr: np.ndarray) -> tuple[float, float]:
-    """(slope, intercept at label 0) of predicted on true pitch over the near-frontal faces."""
-    near = near_frontal(true_ypr) & np.isfinite(predicted_ypr[:, 1])
-    if near.sum() < 2:
-        return float("nan"), float("nan")
-    slope, intercept = np.polyfit(true_ypr[near, 1], predicted_ypr[near, 1], 1)
-    return float(slope), float(intercept)
 
 
 def reading(predictor: Predictor, dataset: h5format.Dataset, protocol: str | None = None) -> dict:

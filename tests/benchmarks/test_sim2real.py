@@ -46,13 +46,23 @@ def test_mirrored_batches_keep_exact_labels():
     assert seen == {True, False}
 
 
+def test_pitch_line_fits_near_frontal_faces_only():
+    rng = np.random.default_rng(0)
+    true = np.column_stack([rng.uniform(-80, 80, 400), rng.uniform(-50, 50, 400), np.zeros(400)])
+    near = (np.abs(true[:, 0]) < sim2real.NEAR_FRONTAL_DEG) & (np.abs(true[:, 1]) < sim2real.NEAR_FRONTAL_DEG)
+    predicted = true.copy()
+    predicted[:, 1] = np.where(near, 0.5 * true[:, 1] + 3.0, 40.0)  # far faces read wildly: left out
+    slope, intercept = sim2real.pitch_line(true, predicted)
+    assert slope == pytest.approx(0.5) and intercept == pytest.approx(3.0)
+
+
 def test_bench_sim2real_quick_end_to_end(real_file, tmp_path, capsys):
     out = tmp_path / "s2r.json"
     assert main(["bench", "sim2real", "--quick", "--real", str(real_file), "--json", str(out),
                  "--results", str(tmp_path / "results")]) == 0
     result = json.loads(out.read_text())
     assert set(sim2real.KEYS) <= set(result) and result["n"] == 12
-    assert all(np.isfinite(result[key]) for key in sim2real.KEYS)
+    assert all(np.isfinite(result[key]) for key in (*sim2real.KEYS, "pitch_slope", "pitch_at_0"))
     assert result["synth_mae"] < 20.0  # it learned the rendered faces
     assert "sim2real: real MAE" in capsys.readouterr().out
     assert "Sim-to-real proxy" in (tmp_path / "results" / "benchmarks.md").read_text()

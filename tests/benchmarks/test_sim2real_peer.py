@@ -25,16 +25,6 @@ class PitchedReader:
         return geometry.aflw_to_quat(pitch_yaw_roll)
 
 
-def test_pitch_line_fits_near_frontal_faces_only():
-    rng = np.random.default_rng(0)
-    true = np.column_stack([rng.uniform(-80, 80, 400), rng.uniform(-50, 50, 400), np.zeros(400)])
-    near = (np.abs(true[:, 0]) < sim2real_peer.NEAR_FRONTAL_DEG) & (np.abs(true[:, 1]) < sim2real_peer.NEAR_FRONTAL_DEG)
-    predicted = true.copy()
-    predicted[:, 1] = np.where(near, 0.5 * true[:, 1] + 3.0, 40.0)  # far faces read wildly: left out
-    slope, intercept = sim2real_peer.pitch_line(true, predicted)
-    assert slope == pytest.approx(0.5) and intercept == pytest.approx(3.0)
-
-
 def test_a_reader_that_sees_faces_tilted_shows_its_offset_on_rendered_faces():
     result = sim2real_peer.measure(faces=64, real=None, predictor=PitchedReader())
     rendered = result["rendered"]
