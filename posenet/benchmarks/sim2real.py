@@ -205,9 +205,13 @@ def train_proxy(patches: np.ndarray, quats: np.ndarray, steps: int, seed: int):
     return model
 
 
-def predict(model, patches: np.ndarray) -> np.ndarray:
-    """Quaternions (x, y, z, w) predicted for stored patches."""
-    matrices = np.asarray(model.predict(centre_inputs(patches), batch_size=256, verbose=0), np.float64)
+def predict(model, patches: np.ndarray, mask: tuple[slice, slice] | None = None) -> np.ndarray:
+    """Quaternions (x, y, z, w) predicted for stored patches; `mask` (rows, columns of the input)
+    is filled with each patch's mean first."""
+    inputs = centre_inputs(patches)
+    if mask is not None:
+        inputs[:, mask[0], mask[1]] = inputs.mean(axis=(1, 2, 3), keepdims=True)
+    matrices = np.asarray(model.predict(inputs, batch_size=256, verbose=0), np.float64)
     return geometry.matrix_to_quat(matrices)
 
 
@@ -223,10 +227,37 @@ def pitch_line(true_ypr: np.ndarray, predicted_ypr: np.ndarray) -> tuple[float, 
     slope below 1 is a net that under-reads pitch (its bias then follows the faces' mean pitch),
     the intercept an offset."""
     near = near_frontal(true_ypr) & np.isfinite(predicted_ypr[:, 1])
-    if near.sum() < 2:
+    if near.sum() < 2 or np.ptp(true_ypr[near, 1]) == 0:
         return float("nan"), float("nan")
     slope, intercept = np.polyfit(true_ypr[near, 1], predicted_ypr[near, 1], 1)
     return float(slope), float(intercept)
+
+
+QUARTER, FIFTH = INPUT_SIZE // 4, INPUT_SIZE // 5
+PROBE_MASKS = {  # a band of the input -> (rows, columns) filled with the patch's mean
+    "top quarter": (slice(0, QUARTER), slice(None)),
+    "bottom quarter": (slice(INPUT_SIZE - QUARTER, None), slice(None)),
+    "left fifth": (slice(None), slice(0, FIFTH)),
+    "right fifth": (slice(None), slice(INPUT_SIZE - FIFTH, None)),
+    "centre half": (slice(QUARTER, INPUT_SIZE - QUARTER), slice(QUARTER, INPUT_SIZE - QUARTER)),
+}
+
+
+def masking_probe(model, faces: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Where the trained net reads pitch: per band ("none", then PROBE_MASKS) and per named set of
+    (patches, quats), the pitch bias, the near-frontal pitch line and the MAE with that band hidden.
+    A band whose hiding moves real faces' pitch far more than rendered ones' holds a cue that the
+    renderer draws otherwise than real photos show it."""
+    probe = {}
+    for band, mask in {"none": None, **PROBE_MASKS}.items():
+        probe[band] = {}
+        for name, (patches, quats) in faces.items():
+            predicted = predict(model, patches, mask)
+            errors = geometry.signed_euler_errors_deg(quats, predicted)
+            slope, at_0 = pitch_line(geometry.ypr_deg(quats), geometry.ypr_deg(predicted))
+            probe[band][name] = {"bias_pitch": float(errors[:, 1].mean()), "mae": float(np.abs(errors).mean()),
+                                 "pitch_slope": slope, "pitch_at_0": at_0}
+    return probe
 
 
 def measure(real: str | Path = REAL_DEV, quick: bool = False, seed: int = 0, synth_config=None,
@@ -248,6 +279,7 @@ def measure(real: str | Path = REAL_DEV, quick: bool = False, seed: int = 0, syn
     result["synth_mae"] = on_synth["mae"]
     result["pitch_slope"], result["pitch_at_0"] = pitch_line(geometry.ypr_deg(real_q), geometry.ypr_deg(real_p))
     result.update({f"synth_{key}": on_synth[key] for key in ("geodesic_median", "bias_yaw", "bias_pitch", "bias_roll")})
+    result["probe"] = masking_probe(model, {"real": (real_x, real_q), "synthetic": (test_x, test_q)})
     result.update(real=str(real), render_seconds=round(rendered - start, 1), train_seconds=round(trained - rendered, 1),
                   seconds=round(time.perf_counter() - start, 1), budget=asdict(budget), seed=seed)
     return result
@@ -272,6 +304,17 @@ def table_row(label: str, r: dict) -> str:
             f"| {r['bias_roll']:+.2f} | {r['synth_mae']:.2f} | {r['seconds']:.0f} |")
 
 
+def probe_table(result: dict) -> list[str]:
+    """Markdown: the masking probe of one measured result (see masking_probe)."""
+    lines = ["| band hidden | real: bias pitch | real: pitch slope | real: MAE | synthetic: bias pitch "
+             "| synthetic: pitch slope | synthetic: MAE |", "|---|" + "---|" * 6]
+    for band, sets in result["probe"].items():
+        real, synthetic = sets["real"], sets["synthetic"]
+        lines.append(f"| {band} | {real['bias_pitch']:+.2f} | {real['pitch_slope']:.2f} | {real['mae']:.2f} "
+                     f"| {synthetic['bias_pitch']:+.2f} | {synthetic['pitch_slope']:.2f} | {synthetic['mae']:.2f} |")
+    return lines
+
+
 def write_json(path: str | Path, result: dict) -> None:
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
@@ -290,6 +333,8 @@ def benchmark(quick: bool, real: str | Path | None = None, json_path: str | Path
             f"{budget.n_test} faces (seed {TEST_SEED_OFFSET}). Degrees; bias = mean signed error "
             "(prediction - truth). Target (DESIGN.md §7): real MAE <= 9, |bias| < 1.5 per axis.",
             "", *TABLE_HEADER, table_row("current defaults", result),
+            "", "Where the trained net reads pitch (`masking_probe`): each band of the input filled with the "
+            "patch's mean in turn, on the real faces and the synthetic test faces:", "", *probe_table(result),
             "", "The ablation of the renderer's changes is in [`sim2real_ablation.md`](sim2real_ablation.md) "
             "(`posenet bench sim2real-ablation`)."]
 

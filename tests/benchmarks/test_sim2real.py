@@ -56,6 +56,29 @@ def test_pitch_line_fits_near_frontal_faces_only():
     assert slope == pytest.approx(0.5) and intercept == pytest.approx(3.0)
 
 
+class TopBandReader:
+    """A 'net' that reads pitch from the top band of its input alone (its mean brightness, in degrees)."""
+
+    def predict(self, inputs: np.ndarray, batch_size: int, verbose: int) -> np.ndarray:
+        pitch = 40.0 * inputs[:, : sim2real.QUARTER].mean(axis=(1, 2, 3))
+        return geometry.quat_to_matrix(geometry.aflw_to_quat(np.column_stack(
+            [np.radians(pitch), np.zeros_like(pitch), np.zeros_like(pitch)])))
+
+
+def test_masking_probe_finds_the_band_a_net_reads():
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 100, (20, sim2real.SOURCE_SIZE, sim2real.SOURCE_SIZE)).astype(np.uint8)
+    patches[:, : (sim2real.SOURCE_SIZE - sim2real.INPUT_SIZE) // 2 + sim2real.QUARTER] = 220  # a bright top band
+    quats = geometry.aflw_to_quat(np.zeros((20, 3)))
+    probe = sim2real.masking_probe(TopBandReader(), {"faces": (patches, quats)})
+    assert np.isnan(probe["none"]["faces"]["pitch_slope"])  # every label frontal: no line to fit
+    assert list(probe) == ["none", *sim2real.PROBE_MASKS]
+    moved = {band: abs(probe[band]["faces"]["bias_pitch"] - probe["none"]["faces"]["bias_pitch"]) for band in probe}
+    assert probe["none"]["faces"]["bias_pitch"] == pytest.approx(40.0 * 220 / 255, abs=0.1)
+    assert moved["none"] == 0.0 and moved["top quarter"] > 10.0  # hidden under the patch's darker mean
+    assert max(moved[band] for band in ("bottom quarter", "centre half")) < 1e-6  # bands it never reads
+
+
 def test_bench_sim2real_quick_end_to_end(real_file, tmp_path, capsys):
     out = tmp_path / "s2r.json"
     assert main(["bench", "sim2real", "--quick", "--real", str(real_file), "--json", str(out),
@@ -63,6 +86,8 @@ def test_bench_sim2real_quick_end_to_end(real_file, tmp_path, capsys):
     result = json.loads(out.read_text())
     assert set(sim2real.KEYS) <= set(result) and result["n"] == 12
     assert all(np.isfinite(result[key]) for key in (*sim2real.KEYS, "pitch_slope", "pitch_at_0"))
+    assert set(result["probe"]) == {"none", *sim2real.PROBE_MASKS}
+    assert result["probe"]["none"]["real"]["mae"] == pytest.approx(result["mae"], abs=1e-3)
     assert result["synth_mae"] < 20.0  # it learned the rendered faces
     assert "sim2real: real MAE" in capsys.readouterr().out
     assert "Sim-to-real proxy" in (tmp_path / "results" / "benchmarks.md").read_text()
