@@ -347,6 +347,7 @@ RENDERER_V3 = {**RENDERER_V4, "eye_gaze": "ahead"}  # session 6's defaults, wher
 RENDERER_V2 = {**RENDERER_V3, "brow_lowering_mm": 0.0, "face_on_axis": False}  # sessions 2-5's, where v3 differs
 FIRST_RENDERER = {**RENDERER_V2, "pose_distribution": "uniform", "head_on_axis": False, "detailed_face": False,
                   "muted_backgrounds": False}
+V5_MOUTH_JAW = {"neutral_mouth": True, "warp_contour": False}  # session 9's options, both off by default
 ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the first row: the first renderer)
     "first renderer's settings": FIRST_RENDERER,
     "+ realistic pose distribution": {**FIRST_RENDERER, "pose_distribution": "realistic"},
@@ -369,6 +370,10 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "renderer v4, pitch spread 20 deg (not 13)": {**RENDERER_V4, "pose_sigma_deg": (30.0, 20.0, 9.0)},
     "renderer v4, pitches centred on -4 deg (not 0)": {**RENDERER_V4, "pitch_centre_deg": -4.0},
     "+ faces in the layout of AFLW's 3D model, its brows (= renderer v5, current defaults)": {},
+    "renderer v5, mouths closed before the expressions open them": {"neutral_mouth": True},
+    "renderer v5, mouths closed, the model's jaw kept (contour labels apart)": V5_MOUTH_JAW,
+    "renderer v5, mouths closed, the model's jaw kept, hair volume 0-30 mm": {**V5_MOUTH_JAW,
+                                                                               "hair_volume_mm": (0.0, 30.0)},
 }
 
 
