@@ -165,6 +165,9 @@ class SynthConfig:
     # out by uniform(low, high) mm (`hair_volume_field`), so the head's outline above and behind the
     # face varies as real hair makes it; (0, 0): the bare skull's outline (renderer v5 and before).
     hair_volume_mm: tuple[float, float] = (0.0, 0.0)
+    # Each person's front hairline moved up or down by uniform(-h, h) mm (`hairline_rows`), so that
+    # the forehead's height is no longer one of the hair styles' few fixed values; 0: as painted.
+    hairline_shift_mm: float = 0.0
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     # Mean brow height below the layout's, mm (the brow_raise offset of every person moves by this).
     # Renderers v3 and v4 lowered the "model" layout's brows by BROW_LOWERING_ANTHROPOMETRIC_MM; the
@@ -217,6 +220,9 @@ BASIS_NAMES = ("width", "lower_face", "nose", "jaw", "eye_spacing", "brow_raise"
 IDENTITY_SIGMA = np.array([0.05, 0.05, 4.0, 5.0, 2.0, 2.5, 0.0, 0.0])
 EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 12.0, 4.0])
 HAIR_VOLUME_LIMIT_MM = 80.0  # more would be a hat
+HAIRLINE_FIXED_Y = -40.0  # mean-head y (mm, down) above which a person's hairline shift moves the paint
+HAIRLINE_RAMP_MM = 20.0  # the shift grows to full size over this height
+HAIRLINE_SHIFT_LIMIT_MM = 30.0
 HAIR_VOLUME_TAPER_MM = 15.0  # hair volume grows from 0 at the hairline to full this far inside it
 HAIR_VOLUME_FACE_Y = (-40.0, -55.0)  # on the face side, hair volume fades in over this mean-head y (above the brows)
 
@@ -693,6 +699,7 @@ class Appearance:
     neutral_mouth: bool = False  # SynthConfig.neutral_mouth
     warp_contour: bool = True  # SynthConfig.warp_contour
     hair_volume_mm: float = 0.0  # how far hair pushes the crown and the back of the head out
+    hairline_shift_mm: float = 0.0  # how far the front hairline sits above the style's (negative: below)
 
     @property
     def face(self) -> tuple[str, bool, bool]:
@@ -767,6 +774,10 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
                       warp_contour=config.warp_contour)
     if config.hair_volume_mm[1] > 0 and not _hair_styles(config.detailed_face)[appearance.hair_style].bald:
         appearance = dataclasses.replace(appearance, hair_volume_mm=_hair_volume(rng, config.hair_volume_mm))
+    if config.hairline_shift_mm > 0:
+        child = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])  # its own stream, as _hair_volume
+        appearance = dataclasses.replace(appearance, hairline_shift_mm=float(
+            child.uniform(-config.hairline_shift_mm, config.hairline_shift_mm)))
     return appearance
 
 
@@ -914,6 +925,8 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
     the eye centres when the eyes are turned (`iris_offset_mm`)."""
     weights, detail, beard = _textures(appearance.detailed, appearance.eye_opening, iris_offset is None)
     height, width = weights.shape[2:4]
+    if appearance.hairline_shift_mm:
+        row = hairline_rows(row, back, appearance.hairline_shift_mm)
     exact_row, exact_col = row, col  # unrounded texel coordinates, for the turned eyes
     row = np.clip(row.astype(np.int32), 0, height - 1)
     col = np.clip(col.astype(np.int32), 0, width - 1)
@@ -932,6 +945,15 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
         albedo += coverage * (colours[REGIONS.index("hair")] - albedo)
     grain = np.take(detail.reshape(-1), (texel + appearance.detail_shift) % detail.size)
     return albedo * (1.0 + appearance.detail * grain[:, None])
+
+
+def hairline_rows(row: np.ndarray, back: np.ndarray, shift_mm: float) -> np.ndarray:
+    """Texture rows that move the face side's paint above the brows up by `shift_mm` (down when
+    negative): the hairline and the forehead above HAIRLINE_FIXED_Y, the shift growing to its full
+    size over HAIRLINE_RAMP_MM, so the brows and everything below stay where they are."""
+    y_mm = row * TEX_MM + TEX_Y[0]
+    weight = _smoothstep(HAIRLINE_FIXED_Y, HAIRLINE_FIXED_Y - HAIRLINE_RAMP_MM, y_mm) * (back == 0)
+    return row + np.float32(shift_mm / TEX_MM) * weight.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -1482,6 +1504,8 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if not 0.0 <= config.hair_volume_mm[0] <= config.hair_volume_mm[1] <= HAIR_VOLUME_LIMIT_MM:
         low, high = config.hair_volume_mm
         raise PosenetError(f"hair volume: need 0 <= low <= high <= {HAIR_VOLUME_LIMIT_MM:g} mm, got {low:g}..{high:g} mm")
+    if not 0.0 <= config.hairline_shift_mm <= HAIRLINE_SHIFT_LIMIT_MM:
+        raise PosenetError(f"hairline shift: must be 0..{HAIRLINE_SHIFT_LIMIT_MM:g} mm, got {config.hairline_shift_mm:g}")
     low, high = config.face_distance_mm
     if not NEAR_MM * 4 <= low <= high:
         raise PosenetError(f"face distance: need {NEAR_MM * 4:g} mm <= near <= far, got {low:g}..{high:g} mm")

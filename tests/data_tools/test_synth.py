@@ -418,6 +418,25 @@ def test_hair_volume_reshapes_the_head_outline_only():
         synth.synthesize(dataclasses.replace(CLEAN, hair_volume_mm=(30.0, 20.0)), 1, seed=0, workers=1)
 
 
+def test_a_hairline_shift_moves_the_paint_above_the_brows_only():
+    appearance = dataclasses.replace(synth.sample_appearance(MEAN_FACE, np.random.default_rng(3)), hair_style=0)
+    quat, camera = geometry.aflw_to_quat(np.zeros(3)), np.array([600.0, 600.0, 128.0, 128.0])
+    views = [synth.render_view(dataclasses.replace(appearance, hairline_shift_mm=shift), quat, np.array([0, 0, 600.0]),
+                               camera, (256, 256)) for shift in (-20.0, 0.0, 20.0)]
+    changed_rows = np.flatnonzero(np.abs(views[0][0].astype(int) - views[2][0].astype(int)).sum(axis=(1, 2)))
+    brow_top = views[1][1][17:27, 1].min()
+    assert changed_rows.size and changed_rows.max() < brow_top - 5  # the hairline moved, the brows did not
+    skin, hair = appearance.colours[0], appearance.colours[1]
+    column = [view[0][30:100, 128].astype(float) for view in views]  # down the forehead's midline
+    hair_rows = [int(np.sum(np.linalg.norm(c - hair, axis=1) < np.linalg.norm(c - skin, axis=1))) for c in column]
+    assert hair_rows[0] > hair_rows[1] > hair_rows[2]  # a lower hairline: more hair above the brows
+    plain = synth.synthesize(CLEAN, 6, seed=8, workers=1)
+    shifted = synth.synthesize(dataclasses.replace(CLEAN, hairline_shift_mm=15.0), 6, seed=8, workers=1)
+    np.testing.assert_array_equal(plain["pt2d_68"], shifted["pt2d_68"])  # its own stream: the same people and poses
+    with pytest.raises(synth.PosenetError, match="hairline shift"):
+        synth.synthesize(dataclasses.replace(CLEAN, hairline_shift_mm=-1.0), 1, seed=0, workers=1)
+
+
 @pytest.mark.parametrize("face_on_axis, seen_head_on", [(True, True), (False, False)])
 def test_face_on_axis_shows_a_near_face_at_its_labelled_pitch(face_on_axis, seen_head_on):
     """A weak-perspective fit (AFLW's labels) of a face 0.4 m from the camera reads its label's pitch
