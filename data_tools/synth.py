@@ -220,11 +220,11 @@ BASIS_NAMES = ("width", "lower_face", "nose", "jaw", "eye_spacing", "brow_raise"
 IDENTITY_SIGMA = np.array([0.05, 0.05, 4.0, 5.0, 2.0, 2.5, 0.0, 0.0])
 EXPRESSION_MAX = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5.0, 12.0, 4.0])
 HAIR_VOLUME_LIMIT_MM = 80.0  # more would be a hat
+HAIR_VOLUME_TAPER_MM = 15.0  # hair volume grows from 0 at the hairline to full this far inside it
+HAIR_VOLUME_FACE_Y = (-40.0, -55.0)  # on the face side, hair volume fades in over this mean-head y (above the brows)
 HAIRLINE_FIXED_Y = -40.0  # mean-head y (mm, down) above which a person's hairline shift moves the paint
 HAIRLINE_RAMP_MM = 20.0  # the shift grows to full size over this height
 HAIRLINE_SHIFT_LIMIT_MM = 30.0
-HAIR_VOLUME_TAPER_MM = 15.0  # hair volume grows from 0 at the hairline to full this far inside it
-HAIR_VOLUME_FACE_Y = (-40.0, -55.0)  # on the face side, hair volume fades in over this mean-head y (above the brows)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -762,37 +762,28 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
     tint = rng.uniform(0.75, 1.0, (n_lights, 3))
     light_colours = tint / tint.max(axis=1, keepdims=True) * rng.uniform(0.5, 1.0, (n_lights, 1))
     light_colours *= rng.uniform(0.8, 1.1) / light_colours.sum(axis=0).max()
-    appearance = Appearance(coefficients=coefficients, colours=colours, ambient=rng.uniform(0.2, 0.45) * rng.uniform(0.85, 1.0, 3),
-                      light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
-                      shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05),
-                      detail_shift=int(rng.integers(1 << 20)),
-                      hair_style=_hair_style(config, rng),
-                      detailed=config.detailed_face, eye_opening=config.eye_opening,
-                      beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0,
-                      gaze_jitter_deg=_gaze_jitter(rng) if config.eye_gaze == "camera" else None,
-                      face_layout=config.face_layout, neutral_mouth=config.neutral_mouth,
-                      warp_contour=config.warp_contour)
+    gazing = config.eye_gaze == "camera"
+    appearance = Appearance(  # the keywords' order is the order of the draws
+        coefficients=coefficients, colours=colours, ambient=rng.uniform(0.2, 0.45) * rng.uniform(0.85, 1.0, 3),
+        light_dirs=light_dirs, light_colours=light_colours, specular=rng.uniform(0.0, 0.25),
+        shininess=rng.uniform(8.0, 30.0), detail=rng.uniform(0.01, 0.05), detail_shift=int(rng.integers(1 << 20)),
+        hair_style=_hair_style(config, rng), detailed=config.detailed_face, eye_opening=config.eye_opening,
+        beard=float(rng.uniform(0.35, 0.95)) if rng.uniform() < BEARD_PROBABILITY else 0.0,
+        gaze_jitter_deg=_child(rng).normal(0.0, GAZE_JITTER_DEG, 2) if gazing else None,
+        face_layout=config.face_layout, neutral_mouth=config.neutral_mouth, warp_contour=config.warp_contour)
     if config.hair_volume_mm[1] > 0 and not _hair_styles(config.detailed_face)[appearance.hair_style].bald:
-        appearance = dataclasses.replace(appearance, hair_volume_mm=_hair_volume(rng, config.hair_volume_mm))
+        appearance = dataclasses.replace(appearance, hair_volume_mm=float(_child(rng).uniform(*config.hair_volume_mm)))
     if config.hairline_shift_mm > 0:
-        child = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])  # its own stream, as _hair_volume
-        appearance = dataclasses.replace(appearance, hairline_shift_mm=float(
-            child.uniform(-config.hairline_shift_mm, config.hairline_shift_mm)))
+        shift = float(_child(rng).uniform(-config.hairline_shift_mm, config.hairline_shift_mm))
+        appearance = dataclasses.replace(appearance, hairline_shift_mm=shift)
     return appearance
 
 
-def _hair_volume(rng: np.random.Generator, low_high: tuple[float, float]) -> float:
-    """This person's hair volume (mm), from a child stream of `rng` (spawning draws nothing from it),
-    so that the people, poses and cameras stay those drawn without hair volume."""
-    child = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
-    return float(child.uniform(*low_high))
-
-
-def _gaze_jitter(rng: np.random.Generator) -> np.ndarray:
-    """The eyes' spread about the camera, from a child stream of `rng` (spawning draws nothing from
-    it), so that the people, poses and cameras stay those the eyes-ahead renderer draws."""
-    child = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
-    return child.normal(0.0, GAZE_JITTER_DEG, 2)
+def _child(rng: np.random.Generator) -> np.random.Generator:
+    """A stream of its own for an optional draw (the eyes' spread, hair volume, the hairline):
+    spawning draws nothing from `rng`, so the people, poses and cameras stay those drawn without
+    the option and the variants are paired."""
+    return np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
 
 
 # --- rasterising ---------------------------------------------------------------------------------
