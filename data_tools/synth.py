@@ -383,8 +383,7 @@ def hair_volume_field(points: np.ndarray, style: HairStyle) -> np.ndarray:
     x, y, z = points.T
     if style.bald:
         return np.zeros_like(points)
-    front = np.where(np.abs(x) >= SIDE_HAIR_X, style.side_bottom - y, style.front_top + 0.009 * x**2 - y)
-    inside = np.where(z < 0, front, style.back_bottom - 0.006 * x**2 - y)
+    inside = np.where(z < 0, hair_depth_mm(style, x, y, back=False), hair_depth_mm(style, x, y, back=True))
     weight = _smoothstep(0.0, HAIR_VOLUME_TAPER_MM, inside) * np.where(z < 0, _smoothstep(*HAIR_VOLUME_FACE_Y, y), 1.0)
     return _unit(points) * weight[:, None]
 
@@ -602,12 +601,20 @@ def _texel_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return rows[:, None], cols[None, :]
 
 
+def hair_depth_mm(style: HairStyle, x: np.ndarray, y: np.ndarray, back: bool) -> np.ndarray:
+    """How far (mm) mean-head points (x, y) lie inside the hair a style paints on the face side or
+    the back of the head, before the bald crown and the skin by the ears are cut out (negative: outside)."""
+    if back:
+        return style.back_bottom - 0.006 * x**2 - y
+    return np.where(np.abs(x) >= SIDE_HAIR_X, style.side_bottom - y, style.front_top + 0.009 * x**2 - y)
+
+
 def _front_texture(features: np.ndarray, style: HairStyle) -> np.ndarray:
     """Region weights of the face side (z < 0), indexed by (y, x) of the mean head."""
     weights = features.copy()
     y, x = _texel_grid(weights.shape[:2])
     beside = np.abs(x) >= SIDE_HAIR_X
-    hair = np.where(beside, y < style.side_bottom, y < style.front_top + 0.009 * x**2)
+    hair = hair_depth_mm(style, x, y, back=False) > 0
     if style.bald:
         hair &= beside & (y > BALD_TOP)
     _paint(weights, hair.astype(np.float32), "hair", 1.5)
@@ -621,7 +628,7 @@ def _back_texture(style: HairStyle) -> np.ndarray:
     weights = np.zeros((*shape, len(REGIONS)), np.float32)
     weights[..., 0] = 1.0
     y, x = _texel_grid(shape)
-    hair = y < style.back_bottom - 0.006 * x**2
+    hair = hair_depth_mm(style, x, y, back=True) > 0
     if style.side_bottom < 40.0:  # short hair leaves the skin behind the ears bare
         hair &= ~((np.abs(x) > EAR_GAP_X) & (y > -8.0) & (y < 40.0))
     if style.bald:
@@ -998,8 +1005,9 @@ def pose_mesh(mesh: HeadMesh, appearance: Appearance, quat: np.ndarray,
     translation = np.asarray(translation_mm, float)
     rotation = quat_to_matrix(quat)
     body_rotation = rotvec_to_matrix(TORSO_FOLLOW * quat_to_rotvec(quat))
-    vertices = (mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
-                + appearance.hair_volume_mm * mesh.hair_field[appearance.hair_style])
+    vertices = mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
+    if appearance.hair_volume_mm:
+        vertices += appearance.hair_volume_mm * mesh.hair_field[appearance.hair_style]
     head = vertices @ rotation.T + translation
     body = (vertices - NECK_PIVOT) @ body_rotation.T + (NECK_PIVOT @ rotation.T + translation)
     weight = mesh.body_weight[:, None]
