@@ -126,6 +126,9 @@ class SynthConfig:
     pose_distribution: str = "realistic"  # or "uniform" (see sample_pose)
     pose_sigma_deg: tuple[float, float, float] = REALISTIC_SIGMA_DEG  # "realistic": yaw, pitch, roll spread
     pitch_centre_deg: float = 0.0  # "realistic": the pitches' centre (negative: faces seen a little from above)
+    # "realistic": share of faces whose pitch is uniform over the whole +-pitch_range, as the
+    # REALISTIC_WIDE_YAW share is for yaw, so that steep pitches are common enough to learn; 0: none.
+    wide_pitch_share: float = 0.0
     # Face crops: the head on the camera's optical axis, so that the label is also the pose the
     # face appears to have in the crop (what weak-perspective labels such as AFLW's describe).
     # False: anywhere in a wide virtual frame, where a head seen off-axis looks turned by up to
@@ -1240,8 +1243,9 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     "uniform": each angle uniform in +-range. "realistic" (the default): as people are
     photographed, mostly near frontal: pitch and roll normal (`pose_sigma_deg`), yaw normal
     too except a REALISTIC_WIDE_YAW share drawn uniformly over the whole range, so profiles out to
-    +-90 stay common enough to learn. The spreads are set from the published pose statistics of
-    face datasets in general, not fitted to any evaluation set.
+    +-90 stay common enough to learn (`wide_pitch_share` does the same for pitch; off by default).
+    The spreads are set from the published pose statistics of face datasets in general, not
+    fitted to any evaluation set.
     """
     limits = np.array([config.yaw_range, config.pitch_range, config.roll_range])
     if config.pose_distribution == "uniform":
@@ -1252,6 +1256,10 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
         yaw = rng.uniform(-limits[0], limits[0]) if wide else _truncated_normal(rng, sigma[0], limits[0])
         pitch = _truncated_normal(rng, sigma[1], limits[1], config.pitch_centre_deg)
         roll = _truncated_normal(rng, sigma[2], limits[2])
+        if config.wide_pitch_share > 0:
+            steep = _child(rng)
+            if steep.uniform() < config.wide_pitch_share:
+                pitch = steep.uniform(-limits[1], limits[1])
     return aflw_to_quat(np.radians([pitch, yaw, roll]))
 
 
@@ -1492,6 +1500,8 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if not abs(config.pitch_centre_deg) < config.pitch_range:
         raise PosenetError(f"pitch centre: must lie inside the +-{config.pitch_range:g} deg pitch range, "
                            f"got {config.pitch_centre_deg:g}")
+    if not 0.0 <= config.wide_pitch_share <= 1.0:
+        raise PosenetError(f"wide pitch share: must be 0..1, got {config.wide_pitch_share:g}")
     if config.face_layout not in FACE_LAYOUTS:
         raise PosenetError(f"face layout: unknown '{config.face_layout}', choose from {', '.join(FACE_LAYOUTS)}")
     if not 0.0 <= config.fringe_probability <= 1.0:

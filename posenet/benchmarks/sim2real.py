@@ -375,6 +375,7 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "renderer v5, mouths closed, the model's jaw kept, hair volume 0-30 mm": {**V5_MOUTH_JAW,
                                                                                "hair_volume_mm": (0.0, 30.0)},
     "renderer v5, hairlines moved up or down by up to 15 mm": {"hairline_shift_mm": 15.0},
+    "renderer v5, a quarter of the pitches uniform over +-60 deg": {"wide_pitch_share": 0.25},
 }
 
 

@@ -105,9 +105,23 @@ def test_pose_spread_and_pitch_centre_shape_the_realistic_pitches():
     assert 11.0 < np.std(default) < 15.0 < 18.0 < np.std(pitches(pose_sigma_deg=(30.0, 20.0, 9.0))) < 22.0
     np.testing.assert_allclose(pitches(pitch_centre_deg=-4.0), default - 4.0, atol=1e-6)  # the same draws, moved
     for changes, message in (({"pose_sigma_deg": (30.0, 0.0, 9.0)}, "pose spread"),
-                             ({"pitch_centre_deg": 70.0}, "pitch centre")):
+                             ({"pitch_centre_deg": 70.0}, "pitch centre"), ({"wide_pitch_share": 1.5}, "wide pitch")):
         with pytest.raises(synth.PosenetError, match=message):
             synth.synthesize(dataclasses.replace(CLEAN, **changes), 1, seed=0, workers=1)
+
+
+def test_wide_pitch_share_spreads_that_share_over_the_range_and_keeps_the_other_draws():
+    def angles(share: float) -> np.ndarray:
+        config = dataclasses.replace(synth.SynthConfig(), wide_pitch_share=share)
+        return geometry.ypr_deg(np.stack([synth.sample_pose(config, np.random.default_rng([5, i])) for i in range(2000)]))
+
+    normal, quarter, every = angles(0.0), angles(0.25), angles(1.0)
+    steep = np.abs(quarter[:, 1]) > 40.0
+    assert np.mean(np.abs(normal[:, 1]) > 40.0) < 0.01 < 0.05 < np.mean(steep) < 0.13
+    assert abs(np.mean(np.abs(every[:, 1])) - 30.0) < 2.0  # uniform over +-60: mean |pitch| 30
+    changed = ~np.isclose(quarter[:, 1], normal[:, 1], atol=1e-6)
+    assert 0.2 < np.mean(changed) < 0.3
+    np.testing.assert_allclose(quarter[:, [0, 2]], normal[:, [0, 2]], atol=1e-6)  # the same people, turned alike
 
 
 def test_frontal_face_landmarks_lie_in_the_roi_and_the_image():
