@@ -171,6 +171,14 @@ class SynthConfig:
     # Each person's front hairline moved up or down by uniform(-h, h) mm (`hairline_rows`), so that
     # the forehead's height is no longer one of the hair styles' few fixed values; 0: as painted.
     hairline_shift_mm: float = 0.0
+    # Each person's brows, lips and dark features (mouth opening, nostrils, lash lines, pupils, eye
+    # sockets) drawn at uniform(low, high) of their contrast against the skin: real faces show them
+    # from bold to faint; (1, 1): the palette's full contrast (renderer v5 and before).
+    feature_contrast: tuple[float, float] = (1.0, 1.0)
+    # Each person's face depth: the 68 landmarks' depth about the eyes scaled by uniform(low, high),
+    # the surface carried along by the layout's spline (`HeadMesh.depth_field`). Real faces differ in
+    # depth (the face model's nose stands 25 mm before the eyes, AFLW's 3DMM's 39 mm); (1, 1): the layout's.
+    face_depth_scale: tuple[float, float] = (1.0, 1.0)
     fringe_probability: float = 0.0  # detailed face: share of people drawn from the fringe styles (0: every style alike)
     # Mean brow height below the layout's, mm (the brow_raise offset of every person moves by this).
     # Renderers v3 and v4 lowered the "model" layout's brows by BROW_LOWERING_ANTHROPOMETRIC_MM; the
@@ -249,6 +257,7 @@ class HeadMesh:
     body_weight: np.ndarray
     texture_vertices: np.ndarray
     hair_field: np.ndarray  # (styles, V, 3) where hair volume pushes each vertex, per mm (`hair_volume_field`)
+    depth_field: np.ndarray  # (V, 3) how each vertex moves as the face's depth scale grows by 1 (`depth_field`)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -401,6 +410,14 @@ def _layout_warp(points: np.ndarray, layout: np.ndarray) -> np.ndarray:
     return RBFInterpolator(control, moves, kernel="thin_plate_spline", degree=1)(points)
 
 
+def depth_moves(points: np.ndarray) -> np.ndarray:
+    """How the 68 landmarks (68, 3) move as the face's depth scale grows by 1: along the head's
+    depth axis, by their depth before (negative) or behind the eyes."""
+    moves = np.zeros_like(points)
+    moves[:, 2] = points[:, 2] - _eye_centres(points)[:, 2].mean()
+    return moves
+
+
 @functools.lru_cache(maxsize=4)
 def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: bool = True) -> HeadMesh:
     """Build the mean head, ears and shoulders once per process and face (about 0.1 s).
@@ -456,10 +473,13 @@ def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: 
     landmark_index = np.arange(len(LANDMARKS_68))
     points = layout_points(layout, neutral_mouth)
     contour_apart = layout != "model" and not warp_contour
+    target = points.copy()
+    if contour_apart:
+        target[CONTOUR] = LANDMARKS_68[CONTOUR]
+    depth_field = np.zeros_like(vertices)  # on the skull surface; the ears keep their place
+    depth_field[: len(head)] = _layout_warp(vertices[: len(head)], LANDMARKS_68 + depth_moves(target))
+    depth_field[: len(LANDMARKS_68)] = depth_moves(target)
     if layout != "model":  # the skull surface only: the ears keep their shape and place
-        target = points.copy()
-        if contour_apart:
-            target[CONTOUR] = LANDMARKS_68[CONTOUR]
         vertices[: len(head)] += _layout_warp(vertices[: len(head)], target)
         vertices[: len(LANDMARKS_68)] = target
     normals = _vertex_normals(vertices, triangles)
@@ -471,10 +491,12 @@ def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: 
         body_weight = np.concatenate([body_weight, np.zeros(len(CONTOUR))])
         texture_vertices = np.concatenate([texture_vertices, texture_vertices[CONTOUR]])
         hair_field = np.concatenate([hair_field, np.zeros((len(hair_field), len(CONTOUR), 3))], axis=1)
+        depth_field = np.concatenate([depth_field, depth_moves(points)[CONTOUR]])
         landmark_index = np.concatenate([extra, landmark_index[len(CONTOUR):]])
     mesh = HeadMesh(vertices=vertices, triangles=triangles[~torso_triangles], torso_triangles=triangles[torso_triangles],
                     normals=normals, landmark_index=landmark_index,
-                    basis=basis, body_weight=body_weight, texture_vertices=texture_vertices, hair_field=hair_field)
+                    basis=basis, body_weight=body_weight, texture_vertices=texture_vertices, hair_field=hair_field,
+                    depth_field=depth_field)
     for array in dataclasses.asdict(mesh).values():
         array.setflags(write=False)
     return mesh
@@ -710,6 +732,7 @@ class Appearance:
     warp_contour: bool = True  # SynthConfig.warp_contour
     hair_volume_mm: float = 0.0  # how far hair pushes the crown and the back of the head out
     hairline_shift_mm: float = 0.0  # how far the front hairline sits above the style's (negative: below)
+    depth_scale: float = 1.0  # this face's depth over its layout's (SynthConfig.face_depth_scale)
 
     @property
     def face(self) -> tuple[str, bool, bool]:
@@ -720,6 +743,8 @@ class Appearance:
         """This person's 68 landmarks in the head frame (mm): the mean face plus offsets."""
         mesh = head_mesh(*self.face)
         offsets = np.tensordot(self.coefficients, mesh.basis[:, mesh.landmark_index], axes=1)
+        if self.depth_scale != 1.0:
+            offsets = offsets + (self.depth_scale - 1.0) * mesh.depth_field[mesh.landmark_index]
         return mesh.vertices[mesh.landmark_index] + offsets
 
 
@@ -728,6 +753,7 @@ SKIN_TONES = np.array([[240, 205, 185], [225, 180, 150], [198, 150, 115], [160, 
 HAIR_COLOURS = np.array([[25, 20, 18], [60, 40, 28], [110, 75, 45], [200, 165, 110],
                          [150, 70, 35], [170, 170, 165], [45, 35, 30]], np.float64)
 BEARD_PROBABILITY = 0.2
+FEATURE_REGIONS = ("brow", "lips", "dark")  # what SynthConfig.feature_contrast fades toward the skin
 IRIS_COLOURS = np.array([[70, 45, 25], [60, 90, 120], [80, 100, 60], [40, 28, 20]], np.float64)
 
 
@@ -783,6 +809,14 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
         face_layout=config.face_layout, neutral_mouth=config.neutral_mouth, warp_contour=config.warp_contour)
     if config.hair_volume_mm[1] > 0 and not _hair_styles(config.detailed_face)[appearance.hair_style].bald:
         appearance = dataclasses.replace(appearance, hair_volume_mm=float(_child(rng).uniform(*config.hair_volume_mm)))
+    if config.feature_contrast != (1.0, 1.0):
+        contrast = _child(rng).uniform(*config.feature_contrast)
+        features = [REGIONS.index(name) for name in FEATURE_REGIONS]
+        colours = appearance.colours.copy()
+        colours[features] = skin + contrast * (colours[features] - skin)
+        appearance = dataclasses.replace(appearance, colours=colours)
+    if config.face_depth_scale != (1.0, 1.0):
+        appearance = dataclasses.replace(appearance, depth_scale=float(_child(rng).uniform(*config.face_depth_scale)))
     if config.hairline_shift_mm > 0:
         shift = float(_child(rng).uniform(-config.hairline_shift_mm, config.hairline_shift_mm))
         appearance = dataclasses.replace(appearance, hairline_shift_mm=shift)
@@ -1011,11 +1045,25 @@ def pose_mesh(mesh: HeadMesh, appearance: Appearance, quat: np.ndarray,
     vertices = mesh.vertices + np.tensordot(appearance.coefficients, mesh.basis, axes=1)
     if appearance.hair_volume_mm:
         vertices += appearance.hair_volume_mm * mesh.hair_field[appearance.hair_style]
+    mean_normals = mesh.normals
+    if appearance.depth_scale != 1.0:  # a deeper or flatter face: its own normals, so its shading follows
+        vertices += (appearance.depth_scale - 1.0) * mesh.depth_field
+        mean_normals = _deformed_normals(mesh, vertices)
     head = vertices @ rotation.T + translation
     body = (vertices - NECK_PIVOT) @ body_rotation.T + (NECK_PIVOT @ rotation.T + translation)
     weight = mesh.body_weight[:, None]
-    normals = (1.0 - weight) * (mesh.normals @ rotation.T) + weight * (mesh.normals @ body_rotation.T)
+    normals = (1.0 - weight) * (mean_normals @ rotation.T) + weight * (mean_normals @ body_rotation.T)
     return (1.0 - weight) * head + weight * body, _unit(normals)
+
+
+def _deformed_normals(mesh: HeadMesh, vertices: np.ndarray) -> np.ndarray:
+    """Vertex normals of the mesh's surface moved to `vertices`; landmarks that ride off the
+    surface (after the surface's vertices) keep theirs."""
+    triangles = np.concatenate([mesh.triangles, mesh.torso_triangles])
+    surface = int(triangles.max()) + 1
+    normals = mesh.normals.copy()
+    normals[:surface] = _vertex_normals(vertices[:surface], triangles)
+    return normals
 
 
 def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points_cam: np.ndarray,
@@ -1500,6 +1548,10 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if not abs(config.pitch_centre_deg) < config.pitch_range:
         raise PosenetError(f"pitch centre: must lie inside the +-{config.pitch_range:g} deg pitch range, "
                            f"got {config.pitch_centre_deg:g}")
+    if not 0.0 <= config.feature_contrast[0] <= config.feature_contrast[1] <= 1.0:
+        raise PosenetError(f"feature contrast: need 0 <= low <= high <= 1, got {config.feature_contrast}")
+    if not 0.5 <= config.face_depth_scale[0] <= config.face_depth_scale[1] <= 1.5:
+        raise PosenetError(f"face depth scale: need 0.5 <= low <= high <= 1.5, got {config.face_depth_scale}")
     if not 0.0 <= config.wide_pitch_share <= 1.0:
         raise PosenetError(f"wide pitch share: must be 0..1, got {config.wide_pitch_share:g}")
     if config.face_layout not in FACE_LAYOUTS:

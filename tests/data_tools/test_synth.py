@@ -451,6 +451,44 @@ def test_a_hairline_shift_moves_the_paint_above_the_brows_only():
         synth.synthesize(dataclasses.replace(CLEAN, hairline_shift_mm=-1.0), 1, seed=0, workers=1)
 
 
+def test_a_face_depth_scale_flattens_the_face_about_the_eyes_and_keeps_labels_exact():
+    mesh = synth.head_mesh(*synth.sample_appearance(CLEAN, np.random.default_rng(0)).face)
+    appearance = synth.sample_appearance(MEAN_FACE, np.random.default_rng(3))
+    depth = synth.depth_moves(LAYOUT)[:, 2]  # before the eyes: negative
+    for scale in (0.7, 1.2):
+        points = dataclasses.replace(appearance, depth_scale=scale).model_points()
+        np.testing.assert_allclose(points[:, :2], LAYOUT[:, :2], atol=1e-9)  # only depth changes
+        np.testing.assert_allclose(points[:, 2] - LAYOUT[:, 2], (scale - 1.0) * depth, atol=1e-9)
+    assert depth[30] < -30.0 < 60.0 < depth[0]  # the nose tip stands out, the contour sits back by the ears
+    assert np.abs(mesh.depth_field[mesh.vertices[:, 2] > 80]).max() < 0.1 * abs(depth[30])  # the back barely moves
+    plain = synth.synthesize(CLEAN, 6, seed=8, workers=1)
+    flat = synth.synthesize(dataclasses.replace(CLEAN, face_depth_scale=(0.7, 0.9)), 6, seed=8, workers=1)
+    np.testing.assert_array_equal(plain["quats"], flat["quats"])  # its own stream: the same people and poses
+    assert np.all(np.abs(flat["model_68"][:, 30, 2] - LAYOUT[30, 2]) > 0.1 * abs(depth[30]) - 1.0)
+    for i in range(6):  # labels stay exact projections of the flattened face
+        posed = geometry.transform(flat["model_68"][i].astype(np.float64), flat["quats"][i],
+                                   _translation(flat["coords"][i], flat["camera"][i]))
+        np.testing.assert_allclose(geometry.project(posed, flat["camera"][i]), flat["pt2d_68"][i], atol=0.01)
+    with pytest.raises(synth.PosenetError, match="face depth"):
+        synth.synthesize(dataclasses.replace(CLEAN, face_depth_scale=(0.9, 0.8)), 1, seed=0, workers=1)
+
+
+def test_feature_contrast_fades_brows_lips_and_dark_features_toward_the_skin():
+    rng_seed = [6, 1]
+    full = synth.sample_appearance(CLEAN, np.random.default_rng(rng_seed))
+    faint = synth.sample_appearance(dataclasses.replace(CLEAN, feature_contrast=(0.0, 0.0)), np.random.default_rng(rng_seed))
+    half = synth.sample_appearance(dataclasses.replace(CLEAN, feature_contrast=(0.5, 0.5)), np.random.default_rng(rng_seed))
+    features = [synth.REGIONS.index(name) for name in synth.FEATURE_REGIONS]
+    others = [i for i in range(len(synth.REGIONS)) if i not in features]
+    skin = full.colours[0]
+    np.testing.assert_allclose(faint.colours[features], np.broadcast_to(skin, (len(features), 3)))
+    np.testing.assert_allclose(half.colours[features] - skin, 0.5 * (full.colours[features] - skin))
+    np.testing.assert_array_equal(faint.colours[others], full.colours[others])
+    np.testing.assert_array_equal(faint.coefficients, full.coefficients)
+    with pytest.raises(synth.PosenetError, match="feature contrast"):
+        synth.synthesize(dataclasses.replace(CLEAN, feature_contrast=(0.5, 1.2)), 1, seed=0, workers=1)
+
+
 @pytest.mark.parametrize("face_on_axis, seen_head_on", [(True, True), (False, False)])
 def test_face_on_axis_shows_a_near_face_at_its_labelled_pitch(face_on_axis, seen_head_on):
     """A weak-perspective fit (AFLW's labels) of a face 0.4 m from the camera reads its label's pitch
