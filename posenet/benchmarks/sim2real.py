@@ -376,7 +376,7 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
                                                                                "hair_volume_mm": (0.0, 30.0)},
     "renderer v5, hairlines moved up or down by up to 15 mm": {"hairline_shift_mm": 15.0},
     "renderer v5, a quarter of the pitches uniform over +-60 deg": {"wide_pitch_share": 0.25},
-    "renderer v5, face depth x0.7-1.1 per person": {"face_depth_scale": (0.7, 1.1)},
+    "renderer v5, face depth x0.7-1 per person (the face model's to the 3DMM's)": {"face_depth_scale": (0.7, 1.0)},
 }
 
 
