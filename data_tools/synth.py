@@ -40,6 +40,7 @@ from typing import Iterator, NamedTuple
 
 import cv2
 import numpy as np
+from scipy import sparse
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import ConvexHull
 from tqdm import tqdm
@@ -1048,7 +1049,7 @@ def pose_mesh(mesh: HeadMesh, appearance: Appearance, quat: np.ndarray,
     mean_normals = mesh.normals
     if appearance.depth_scale != 1.0:  # a deeper or flatter face: its own normals, so its shading follows
         vertices += (appearance.depth_scale - 1.0) * mesh.depth_field
-        mean_normals = _deformed_normals(mesh, vertices)
+        mean_normals = _deformed_normals(appearance.face, vertices)
     head = vertices @ rotation.T + translation
     body = (vertices - NECK_PIVOT) @ body_rotation.T + (NECK_PIVOT @ rotation.T + translation)
     weight = mesh.body_weight[:, None]
@@ -1056,14 +1057,25 @@ def pose_mesh(mesh: HeadMesh, appearance: Appearance, quat: np.ndarray,
     return (1.0 - weight) * head + weight * body, _unit(normals)
 
 
-def _deformed_normals(mesh: HeadMesh, vertices: np.ndarray) -> np.ndarray:
-    """Vertex normals of the mesh's surface moved to `vertices`; landmarks that ride off the
-    surface (after the surface's vertices) keep theirs."""
+@functools.lru_cache(maxsize=4)
+def _surface(face: tuple[str, bool, bool]) -> tuple[np.ndarray, sparse.csr_matrix]:
+    """The triangles of `head_mesh(*face)` and which triangles meet at each vertex (V, T)."""
+    mesh = head_mesh(*face)
     triangles = np.concatenate([mesh.triangles, mesh.torso_triangles])
-    surface = int(triangles.max()) + 1
-    normals = mesh.normals.copy()
-    normals[:surface] = _vertex_normals(vertices[:surface], triangles)
-    return normals
+    corners = sparse.csr_matrix((np.ones(triangles.size), (triangles.ravel(), np.repeat(np.arange(len(triangles)), 3))),
+                                shape=(len(mesh.vertices), len(triangles)))
+    return triangles, corners
+
+
+def _deformed_normals(face: tuple[str, bool, bool], vertices: np.ndarray) -> np.ndarray:
+    """Vertex normals (area-weighted, as `_vertex_normals`) of `head_mesh(*face)` moved to
+    `vertices`; landmarks that ride off the surface keep their mean-head normals."""
+    triangles, corners = _surface(face)
+    a, b, c = (vertices[triangles[:, k]] for k in range(3))
+    normals = corners @ np.cross(b - a, c - a)
+    off_surface = np.linalg.norm(normals, axis=1) == 0
+    normals[off_surface] = head_mesh(*face).normals[off_surface]
+    return _unit(normals)
 
 
 def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points_cam: np.ndarray,
