@@ -88,6 +88,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 POSE_DISTRIBUTIONS = ("realistic", "uniform")
 REALISTIC_SIGMA_DEG = (30.0, 13.0, 9.0)  # yaw, pitch, roll spread of the near-frontal part
 REALISTIC_WIDE_YAW = 0.25  # share of faces whose yaw is uniform over the whole range (turned heads, profiles)
+REALISTIC_WIDE_PITCH = REALISTIC_WIDE_YAW  # the same for pitch (renderer v6's default `wide_pitch_share`)
 EYE_GAZES = ("ahead", "camera")
 FACE_LAYOUTS = {"model": LANDMARKS_68, "aflw-3dmm": AFLW_3DMM_LANDMARKS_68}  # SynthConfig.face_layout -> 68 points
 FACE_LAYOUT = "aflw-3dmm"  # renderer v5's default
@@ -98,7 +99,7 @@ EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turn
 EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
 GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
 IRIS_RADIUS_MM, PUPIL_RADIUS_MM = 5.5, 2.2
-SOURCE = "posenet-synth v5"  # bump when the same config and seed would render other pixels (stale caches re-render)
+SOURCE = "posenet-synth v6"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
 NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
@@ -128,8 +129,10 @@ class SynthConfig:
     pose_sigma_deg: tuple[float, float, float] = REALISTIC_SIGMA_DEG  # "realistic": yaw, pitch, roll spread
     pitch_centre_deg: float = 0.0  # "realistic": the pitches' centre (negative: faces seen a little from above)
     # "realistic": share of faces whose pitch is uniform over the whole +-pitch_range, as the
-    # REALISTIC_WIDE_YAW share is for yaw, so that steep pitches are common enough to learn; 0: none.
-    wide_pitch_share: float = 0.0
+    # REALISTIC_WIDE_YAW share is for yaw, so that steep pitches are common enough to learn (renderer
+    # v6; with 0, renderer v5's pitches: 2 % beyond 30 deg, where nets read real faces at half size).
+    # Drawn after a person's optional draws, so options that draw change which faces are steep.
+    wide_pitch_share: float = REALISTIC_WIDE_PITCH
     # Face crops: the head on the camera's optical axis, so that the label is also the pose the
     # face appears to have in the crop (what weak-perspective labels such as AFLW's describe).
     # False: anywhere in a wide virtual frame, where a head seen off-axis looks turned by up to
@@ -1303,7 +1306,8 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     "uniform": each angle uniform in +-range. "realistic" (the default): as people are
     photographed, mostly near frontal: pitch and roll normal (`pose_sigma_deg`), yaw normal
     too except a REALISTIC_WIDE_YAW share drawn uniformly over the whole range, so profiles out to
-    +-90 stay common enough to learn (`wide_pitch_share` does the same for pitch; off by default).
+    +-90 stay common enough to learn; `wide_pitch_share` (renderer v6: REALISTIC_WIDE_PITCH) does the
+    same for pitch.
     The spreads are set from the published pose statistics of face datasets in general, not
     fitted to any evaluation set.
     """

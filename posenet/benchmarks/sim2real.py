@@ -341,13 +341,14 @@ def benchmark(quick: bool, real: str | Path | None = None, json_path: str | Path
 
 # --- the ablation: one row per renderer change ----------------------------------------------------
 
+RENDERER_V5 = {"wide_pitch_share": 0.0}  # session 8's defaults, where v6 differs
 # session 7's defaults, where v5 differs
-RENDERER_V4 = {"face_layout": "model", "brow_lowering_mm": synth.BROW_LOWERING_ANTHROPOMETRIC_MM}
+RENDERER_V4 = {**RENDERER_V5, "face_layout": "model", "brow_lowering_mm": synth.BROW_LOWERING_ANTHROPOMETRIC_MM}
 RENDERER_V3 = {**RENDERER_V4, "eye_gaze": "ahead"}  # session 6's defaults, where v4 differs
 RENDERER_V2 = {**RENDERER_V3, "brow_lowering_mm": 0.0, "face_on_axis": False}  # sessions 2-5's, where v3 differs
 FIRST_RENDERER = {**RENDERER_V2, "pose_distribution": "uniform", "head_on_axis": False, "detailed_face": False,
                   "muted_backgrounds": False}
-V5_MOUTH_JAW = {"neutral_mouth": True, "warp_contour": False}  # session 9's options, both off by default
+V5_MOUTH_JAW = {**RENDERER_V5, "neutral_mouth": True, "warp_contour": False}  # session 9's options, both off by default
 ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the first row: the first renderer)
     "first renderer's settings": FIRST_RENDERER,
     "+ realistic pose distribution": {**FIRST_RENDERER, "pose_distribution": "realistic"},
@@ -369,14 +370,16 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "+ eyes turned toward the camera (= renderer v4)": RENDERER_V4,
     "renderer v4, pitch spread 20 deg (not 13)": {**RENDERER_V4, "pose_sigma_deg": (30.0, 20.0, 9.0)},
     "renderer v4, pitches centred on -4 deg (not 0)": {**RENDERER_V4, "pitch_centre_deg": -4.0},
-    "+ faces in the layout of AFLW's 3D model, its brows (= renderer v5, current defaults)": {},
-    "renderer v5, mouths closed before the expressions open them": {"neutral_mouth": True},
+    "+ faces in the layout of AFLW's 3D model, its brows (= renderer v5)": RENDERER_V5,
+    "renderer v5, mouths closed before the expressions open them": {**RENDERER_V5, "neutral_mouth": True},
     "renderer v5, mouths closed, the model's jaw kept (contour labels apart)": V5_MOUTH_JAW,
     "renderer v5, mouths closed, the model's jaw kept, hair volume 0-30 mm": {**V5_MOUTH_JAW,
                                                                                "hair_volume_mm": (0.0, 30.0)},
-    "renderer v5, hairlines moved up or down by up to 15 mm": {"hairline_shift_mm": 15.0},
-    "renderer v5, a quarter of the pitches uniform over +-60 deg": {"wide_pitch_share": 0.25},
-    "renderer v5, face depth x0.7-1 per person (the face model's to the 3DMM's)": {"face_depth_scale": (0.7, 1.0)},
+    "renderer v5, hairlines moved up or down by up to 15 mm": {**RENDERER_V5, "hairline_shift_mm": 15.0},
+    "renderer v5, face depth x0.7-1 per person (the face model's to the 3DMM's)": {**RENDERER_V5,
+                                                                                  "face_depth_scale": (0.7, 1.0)},
+    "+ a quarter of the pitches uniform over +-60 deg (= renderer v6, current defaults)": {},
+    "renderer v6, face depth x0.7-1 per person": {"face_depth_scale": (0.7, 1.0)},
 }
 
 
