@@ -261,7 +261,7 @@ class HeadMesh:
     body_weight: np.ndarray
     texture_vertices: np.ndarray
     hair_field: np.ndarray  # (styles, V, 3) where hair volume pushes each vertex, per mm (`hair_volume_field`)
-    depth_field: np.ndarray  # (V, 3) how each vertex moves as the face's depth scale grows by 1 (`depth_field`)
+    depth_field: np.ndarray  # (V, 3) how each vertex moves as the face's depth scale grows by 1 (`depth_moves`)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -432,7 +432,8 @@ def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: 
     of the model's head, so the painted features and the expressions travel with the warp.
     Without `warp_contour` the surface keeps the model's jaw and cheeks, and the layout's 17
     contour landmarks become extra vertices that ride with the head off the surface (AFLW's sit
-    by the ears, 13-22 mm behind the model's jaw line: warping onto them pushes the cheeks back)."""
+    by the ears, 13-22 mm behind the model's jaw line: warping onto them pushes the cheeks back).
+    The depth field carries the landmarks' `depth_moves` to the skull surface by the same spline."""
     landmark_dirs = _unit(ANATOMICAL_LANDMARKS_68)
     grid = np.concatenate([_fibonacci_cap(SPHERE_POINTS, np.array([0.0, 0.0, 1.0]), np.pi),
                            _fibonacci_cap(FACE_POINTS, *FACE_CAP)])
