@@ -329,9 +329,14 @@ def _orient_outward(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return triangles
 
 
-def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+def _triangle_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Each triangle's normal, as long as twice its area (so that vertex sums are area-weighted)."""
     a, b, c = (vertices[triangles[:, k]] for k in range(3))
-    face_normals = np.cross(b - a, c - a)  # area-weighted
+    return np.cross(b - a, c - a)
+
+
+def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    face_normals = _triangle_normals(vertices, triangles)
     normals = np.zeros_like(vertices)
     for k in range(3):
         np.add.at(normals, triangles[:, k], face_normals)
@@ -481,9 +486,10 @@ def head_mesh(layout: str = "model", neutral_mouth: bool = False, warp_contour: 
     target = points.copy()
     if contour_apart:
         target[CONTOUR] = LANDMARKS_68[CONTOUR]
+    landmark_depth_moves = depth_moves(target)
     depth_field = np.zeros_like(vertices)  # on the skull surface; the ears keep their place
-    depth_field[: len(head)] = _layout_warp(vertices[: len(head)], LANDMARKS_68 + depth_moves(target))
-    depth_field[: len(LANDMARKS_68)] = depth_moves(target)
+    depth_field[: len(head)] = _layout_warp(vertices[: len(head)], LANDMARKS_68 + landmark_depth_moves)
+    depth_field[: len(LANDMARKS_68)] = landmark_depth_moves
     if layout != "model":  # the skull surface only: the ears keep their shape and place
         vertices[: len(head)] += _layout_warp(vertices[: len(head)], target)
         vertices[: len(LANDMARKS_68)] = target
@@ -759,6 +765,7 @@ HAIR_COLOURS = np.array([[25, 20, 18], [60, 40, 28], [110, 75, 45], [200, 165, 1
                          [150, 70, 35], [170, 170, 165], [45, 35, 30]], np.float64)
 BEARD_PROBABILITY = 0.2
 FEATURE_REGIONS = ("brow", "lips", "dark")  # what SynthConfig.feature_contrast fades toward the skin
+FEATURE_INDEX = [REGIONS.index(name) for name in FEATURE_REGIONS]
 IRIS_COLOURS = np.array([[70, 45, 25], [60, 90, 120], [80, 100, 60], [40, 28, 20]], np.float64)
 
 
@@ -816,9 +823,8 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
         appearance = dataclasses.replace(appearance, hair_volume_mm=float(_child(rng).uniform(*config.hair_volume_mm)))
     if config.feature_contrast != (1.0, 1.0):
         contrast = _child(rng).uniform(*config.feature_contrast)
-        features = [REGIONS.index(name) for name in FEATURE_REGIONS]
         colours = appearance.colours.copy()
-        colours[features] = skin + contrast * (colours[features] - skin)
+        colours[FEATURE_INDEX] = skin + contrast * (colours[FEATURE_INDEX] - skin)
         appearance = dataclasses.replace(appearance, colours=colours)
     if config.face_depth_scale != (1.0, 1.0):
         appearance = dataclasses.replace(appearance, depth_scale=float(_child(rng).uniform(*config.face_depth_scale)))
@@ -1075,8 +1081,7 @@ def _deformed_normals(face: tuple[str, bool, bool], vertices: np.ndarray) -> np.
     """Vertex normals (area-weighted, as `_vertex_normals`) of `head_mesh(*face)` moved to
     `vertices`; landmarks that ride off the surface keep their mean-head normals."""
     triangles, corners = _surface(face)
-    a, b, c = (vertices[triangles[:, k]] for k in range(3))
-    normals = corners @ np.cross(b - a, c - a)
+    normals = corners @ _triangle_normals(vertices, triangles)
     off_surface = np.linalg.norm(normals, axis=1) == 0
     normals[off_surface] = head_mesh(*face).normals[off_surface]
     return _unit(normals)
@@ -1541,6 +1546,13 @@ def is_current(path: str | os.PathLike, config: SynthConfig, seed: int) -> bool:
         return False
 
 
+def _check_interval(name: str, interval: tuple[float, float], lowest: float, highest: float, unit: str = "") -> None:
+    """A (low, high) option of per-person uniform draws: within [lowest, highest], low first."""
+    low, high = interval
+    if not lowest <= low <= high <= highest:
+        raise PosenetError(f"{name}: need {lowest:g} <= low <= high <= {highest:g}{unit}, got {low:g}..{high:g}{unit}")
+
+
 def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     """One clear error for any impossible setting."""
     if n <= 0:
@@ -1565,10 +1577,8 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if not abs(config.pitch_centre_deg) < config.pitch_range:
         raise PosenetError(f"pitch centre: must lie inside the +-{config.pitch_range:g} deg pitch range, "
                            f"got {config.pitch_centre_deg:g}")
-    if not 0.0 <= config.feature_contrast[0] <= config.feature_contrast[1] <= 1.0:
-        raise PosenetError(f"feature contrast: need 0 <= low <= high <= 1, got {config.feature_contrast}")
-    if not 0.5 <= config.face_depth_scale[0] <= config.face_depth_scale[1] <= 1.5:
-        raise PosenetError(f"face depth scale: need 0.5 <= low <= high <= 1.5, got {config.face_depth_scale}")
+    _check_interval("feature contrast", config.feature_contrast, 0.0, 1.0)
+    _check_interval("face depth scale", config.face_depth_scale, 0.5, 1.5)
     if not 0.0 <= config.wide_pitch_share <= 1.0:
         raise PosenetError(f"wide pitch share: must be 0..1, got {config.wide_pitch_share:g}")
     if config.face_layout not in FACE_LAYOUTS:
@@ -1579,9 +1589,7 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
         raise PosenetError(f"eye opening: must be 0.5..3 times the lid landmarks' height, got {config.eye_opening:g}")
     if not -BROW_LOWERING_LIMIT_MM <= config.brow_lowering_mm <= BROW_LOWERING_LIMIT_MM:
         raise PosenetError(f"brow lowering: must be within +-{BROW_LOWERING_LIMIT_MM:g} mm, got {config.brow_lowering_mm:g}")
-    if not 0.0 <= config.hair_volume_mm[0] <= config.hair_volume_mm[1] <= HAIR_VOLUME_LIMIT_MM:
-        low, high = config.hair_volume_mm
-        raise PosenetError(f"hair volume: need 0 <= low <= high <= {HAIR_VOLUME_LIMIT_MM:g} mm, got {low:g}..{high:g} mm")
+    _check_interval("hair volume", config.hair_volume_mm, 0.0, HAIR_VOLUME_LIMIT_MM, " mm")
     if not 0.0 <= config.hairline_shift_mm <= HAIRLINE_SHIFT_LIMIT_MM:
         raise PosenetError(f"hairline shift: must be 0..{HAIRLINE_SHIFT_LIMIT_MM:g} mm, got {config.hairline_shift_mm:g}")
     low, high = config.face_distance_mm
