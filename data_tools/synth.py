@@ -175,6 +175,11 @@ class SynthConfig:
     # Each person's front hairline moved up or down by uniform(-h, h) mm (`hairline_rows`), so that
     # the forehead's height is no longer one of the hair styles' few fixed values; 0: as painted.
     hairline_shift_mm: float = 0.0
+    # Each person's front hairline tilted: up to uniform(-t, t) mm higher toward one temple and as much
+    # lower toward the other (`hairline_rows`), as a side parting or a fringe swept to one side leaves
+    # it. Real hair is rarely mirror-symmetric; a level hairline makes the hair's outline over the
+    # forehead a yaw cue that real faces do not give. 0: level, as painted.
+    hairline_tilt_mm: float = 0.0
     # Each person's brows, lips and dark features (mouth opening, nostrils, lash lines, pupils, eye
     # sockets) drawn at uniform(low, high) of their contrast against the skin: real faces show them
     # from bold to faint; (1, 1): the palette's full contrast (renderer v5 and before).
@@ -743,6 +748,7 @@ class Appearance:
     warp_contour: bool = True  # SynthConfig.warp_contour
     hair_volume_mm: float = 0.0  # how far hair pushes the crown and the back of the head out
     hairline_shift_mm: float = 0.0  # how far the front hairline sits above the style's (negative: below)
+    hairline_tilt_mm: float = 0.0  # how much higher it sits toward the temple at x > 0 (negative: lower)
     depth_scale: float = 1.0  # this face's depth over its layout's (SynthConfig.face_depth_scale)
 
     @property
@@ -831,6 +837,9 @@ def sample_appearance(config: SynthConfig, rng: np.random.Generator) -> Appearan
     if config.hairline_shift_mm > 0:
         shift = float(_child(rng).uniform(-config.hairline_shift_mm, config.hairline_shift_mm))
         appearance = dataclasses.replace(appearance, hairline_shift_mm=shift)
+    if config.hairline_tilt_mm > 0:
+        tilt = float(_child(rng).uniform(-config.hairline_tilt_mm, config.hairline_tilt_mm))
+        appearance = dataclasses.replace(appearance, hairline_tilt_mm=tilt)
     return appearance
 
 
@@ -971,8 +980,8 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
     the eye centres when the eyes are turned (`iris_offset_mm`)."""
     weights, detail, beard = _textures(appearance.detailed, appearance.eye_opening, iris_offset is None)
     height, width = weights.shape[2:4]
-    if appearance.hairline_shift_mm:
-        row = hairline_rows(row, back, appearance.hairline_shift_mm)
+    if appearance.hairline_shift_mm or appearance.hairline_tilt_mm:
+        row = hairline_rows(row, col, back, appearance.hairline_shift_mm, appearance.hairline_tilt_mm)
     exact_row, exact_col = row, col  # unrounded texel coordinates, for the turned eyes
     row = np.clip(row.astype(np.int32), 0, height - 1)
     col = np.clip(col.astype(np.int32), 0, width - 1)
@@ -993,13 +1002,19 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
     return albedo * (1.0 + appearance.detail * grain[:, None])
 
 
-def hairline_rows(row: np.ndarray, back: np.ndarray, shift_mm: float) -> np.ndarray:
+def hairline_rows(row: np.ndarray, col: np.ndarray, back: np.ndarray, shift_mm: float,
+                  tilt_mm: float = 0.0) -> np.ndarray:
     """Texture rows that move the face side's paint above the brows up by `shift_mm` (down when
-    negative): the hairline and the forehead above HAIRLINE_FIXED_Y, the shift growing to its full
-    size over HAIRLINE_RAMP_MM, so the brows and everything below stay where they are."""
+    negative), plus `tilt_mm` times x / SIDE_HAIR_X (clipped to +-1) for a tilted hairline: the
+    hairline and the forehead above HAIRLINE_FIXED_Y, the shift growing to its full size over
+    HAIRLINE_RAMP_MM, so the brows and everything below stay where they are."""
     y_mm = row * TEX_MM + TEX_Y[0]
     weight = _smoothstep(HAIRLINE_FIXED_Y, HAIRLINE_FIXED_Y - HAIRLINE_RAMP_MM, y_mm) * (back == 0)
-    return row + np.float32(shift_mm / TEX_MM) * weight.astype(np.float32)
+    shift = np.float32(shift_mm / TEX_MM)
+    if tilt_mm:
+        across = np.clip((col * TEX_MM + TEX_X[0]) / SIDE_HAIR_X, -1.0, 1.0)
+        shift = shift + np.float32(tilt_mm / TEX_MM) * across.astype(np.float32)
+    return row + shift * weight.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=4)
@@ -1592,6 +1607,8 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     _check_interval("hair volume", config.hair_volume_mm, 0.0, HAIR_VOLUME_LIMIT_MM, " mm")
     if not 0.0 <= config.hairline_shift_mm <= HAIRLINE_SHIFT_LIMIT_MM:
         raise PosenetError(f"hairline shift: must be 0..{HAIRLINE_SHIFT_LIMIT_MM:g} mm, got {config.hairline_shift_mm:g}")
+    if not 0.0 <= config.hairline_tilt_mm <= HAIRLINE_SHIFT_LIMIT_MM:
+        raise PosenetError(f"hairline tilt: must be 0..{HAIRLINE_SHIFT_LIMIT_MM:g} mm, got {config.hairline_tilt_mm:g}")
     low, high = config.face_distance_mm
     if not NEAR_MM * 4 <= low <= high:
         raise PosenetError(f"face distance: need {NEAR_MM * 4:g} mm <= near <= far, got {low:g}..{high:g} mm")

@@ -454,6 +454,33 @@ def test_a_hairline_shift_moves_the_paint_above_the_brows_only():
         synth.synthesize(dataclasses.replace(CLEAN, hairline_shift_mm=-1.0), 1, seed=0, workers=1)
 
 
+def test_a_hairline_tilt_lowers_the_hair_on_one_side_of_the_forehead_and_raises_it_on_the_other():
+    appearance = dataclasses.replace(synth.sample_appearance(MEAN_FACE, np.random.default_rng(3)), hair_style=0)
+    colours = appearance.colours.copy()
+    colours[1] = (20.0, 15.0, 10.0)  # black hair: far from every skin tone however it is lit
+    appearance = dataclasses.replace(appearance, colours=colours)
+    skin, hair = colours[0], colours[1]
+    quat, camera = geometry.aflw_to_quat(np.zeros(3)), np.array([600.0, 600.0, 128.0, 128.0])
+
+    def hair_rows(tilt: float) -> list[int]:
+        """Hair pixels above the brows down a column left and right of the forehead's midline."""
+        image, points = synth.render_view(dataclasses.replace(appearance, hairline_tilt_mm=tilt), quat,
+                                          np.array([0, 0, 600.0]), camera, (256, 256))
+        brow_top = int(points[17:27, 1].min())
+        columns = [image[20:brow_top, x].astype(float) for x in (100, 156)]
+        return [int(np.sum(np.linalg.norm(c - hair, axis=1) < np.linalg.norm(c - skin, axis=1))) for c in columns]
+
+    level, tilted, mirrored = hair_rows(0.0), hair_rows(20.0), hair_rows(-20.0)
+    assert (tilted[0] - level[0]) * (tilted[1] - level[1]) < 0  # lower on one side, higher on the other
+    assert (mirrored[0] - level[0]) * (tilted[0] - level[0]) < 0  # the sign of the tilt picks the side
+    plain = synth.synthesize(PAIRED, 6, seed=8, workers=1)
+    tilted_set = synth.synthesize(dataclasses.replace(PAIRED, hairline_tilt_mm=15.0), 6, seed=8, workers=1)
+    np.testing.assert_array_equal(plain["pt2d_68"], tilted_set["pt2d_68"])  # its own stream: the same people and poses
+    assert not np.array_equal(plain["images"], tilted_set["images"])
+    with pytest.raises(synth.PosenetError, match="hairline tilt"):
+        synth.synthesize(dataclasses.replace(CLEAN, hairline_tilt_mm=40.0), 1, seed=0, workers=1)
+
+
 def test_a_face_depth_scale_flattens_the_face_about_the_eyes_and_keeps_labels_exact():
     mesh = synth.head_mesh(*synth.sample_appearance(CLEAN, np.random.default_rng(0)).face)
     appearance = synth.sample_appearance(MEAN_FACE, np.random.default_rng(3))
