@@ -54,6 +54,9 @@ def test_pitch_line_fits_near_frontal_faces_only():
     predicted[:, 1] = np.where(near, 0.5 * true[:, 1] + 3.0, 40.0)  # far faces read wildly: left out
     slope, intercept = sim2real.pitch_line(true, predicted)
     assert slope == pytest.approx(0.5) and intercept == pytest.approx(3.0)
+    predicted[:, 0] = np.where(near, 0.8 * true[:, 0] - 1.0, -60.0)
+    assert sim2real.yaw_line(true, predicted) == pytest.approx((0.8, -1.0))
+    assert sim2real.pitch_line(true, predicted) == pytest.approx((0.5, 3.0))  # each axis on its own
 
 
 class TopBandReader:
@@ -85,7 +88,7 @@ def test_bench_sim2real_quick_end_to_end(real_file, tmp_path, capsys):
                  "--results", str(tmp_path / "results")]) == 0
     result = json.loads(out.read_text())
     assert set(sim2real.KEYS) <= set(result) and result["n"] == 12
-    assert all(np.isfinite(result[key]) for key in (*sim2real.KEYS, "pitch_slope", "pitch_at_0"))
+    assert all(np.isfinite(result[key]) for key in (*sim2real.KEYS, "pitch_slope", "pitch_at_0", "yaw_slope", "yaw_at_0"))
     assert set(result["probe"]) == {"none", *sim2real.PROBE_MASKS}
     assert result["probe"]["none"]["real"]["mae"] == pytest.approx(result["mae"], abs=1e-3)
     assert result["synth_mae"] < 20.0  # it learned the rendered faces
