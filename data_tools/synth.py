@@ -179,8 +179,8 @@ class SynthConfig:
     hairline_shift_mm: float = HAIRLINE_SHIFT_MM
     # Each person's front hairline tilted: up to uniform(-t, t) mm higher toward one temple and as much
     # lower toward the other (`hairline_rows`), as a side parting or a fringe swept to one side leaves
-    # it. Real hair is rarely mirror-symmetric; a level hairline makes the hair's outline over the
-    # forehead a yaw cue that real faces do not give. 0: level, as painted.
+    # it (real hair is rarely mirror-symmetric). 0: level, as painted; measured and left off
+    # (results/sim2real_ablation.md, session 11).
     hairline_tilt_mm: float = 0.0
     # Each person's brows, lips and dark features (mouth opening, nostrils, lash lines, pupils, eye
     # sockets) drawn at uniform(low, high) of their contrast against the skin: real faces show them
