@@ -89,7 +89,6 @@ POSE_DISTRIBUTIONS = ("realistic", "uniform")
 REALISTIC_SIGMA_DEG = (30.0, 13.0, 9.0)  # yaw, pitch, roll spread of the near-frontal part
 REALISTIC_WIDE_YAW = 0.25  # share of faces whose yaw is uniform over the whole range (turned heads, profiles)
 REALISTIC_WIDE_PITCH = REALISTIC_WIDE_YAW  # the same for pitch (renderer v6's default `wide_pitch_share`)
-HAIRLINE_SHIFT_MM = 15.0  # renderer v7's default `hairline_shift_mm` (real foreheads' heights differ by centimetres)
 EYE_GAZES = ("ahead", "camera")
 FACE_LAYOUTS = {"model": LANDMARKS_68, "aflw-3dmm": AFLW_3DMM_LANDMARKS_68}  # SynthConfig.face_layout -> 68 points
 FACE_LAYOUT = "aflw-3dmm"  # renderer v5's default
@@ -100,7 +99,7 @@ EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turn
 EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
 GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
 IRIS_RADIUS_MM, PUPIL_RADIUS_MM = 5.5, 2.2
-SOURCE = "posenet-synth v7"  # bump when the same config and seed would render other pixels (stale caches re-render)
+SOURCE = "posenet-synth v6"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
 NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
@@ -174,9 +173,9 @@ class SynthConfig:
     # face varies as real hair makes it; (0, 0): the bare skull's outline (renderer v5 and before).
     hair_volume_mm: tuple[float, float] = (0.0, 0.0)
     # Each person's front hairline moved up or down by uniform(-h, h) mm (`hairline_rows`), so that
-    # the forehead's height is no longer one of the hair styles' few fixed values (renderer v7:
-    # HAIRLINE_SHIFT_MM); 0: as painted (v6 and before).
-    hairline_shift_mm: float = HAIRLINE_SHIFT_MM
+    # the forehead's height is no longer one of the hair styles' few fixed values; 0: as painted
+    # (measured on three seeds against v6 and left off: results/sim2real_ablation.md, session 11).
+    hairline_shift_mm: float = 0.0
     # Each person's front hairline tilted: up to uniform(-t, t) mm higher toward one temple and as much
     # lower toward the other (`hairline_rows`), as a side parting or a fringe swept to one side leaves
     # it (real hair is rarely mirror-symmetric). 0: level, as painted; measured and left off

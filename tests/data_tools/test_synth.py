@@ -447,9 +447,8 @@ def test_a_hairline_shift_moves_the_paint_above_the_brows_only():
     column = [view[0][30:100, 128].astype(float) for view in views]  # down the forehead's midline
     hair_rows = [int(np.sum(np.linalg.norm(c - hair, axis=1) < np.linalg.norm(c - skin, axis=1))) for c in column]
     assert hair_rows[0] > hair_rows[1] > hair_rows[2]  # a lower hairline: more hair above the brows
-    plain = synth.synthesize(dataclasses.replace(PAIRED, hairline_shift_mm=0.0), 6, seed=8, workers=1)
-    shifted = synth.synthesize(PAIRED, 6, seed=8, workers=1)  # renderer v7: hairlines shifted by default
-    assert PAIRED.hairline_shift_mm == synth.HAIRLINE_SHIFT_MM > 0
+    plain = synth.synthesize(PAIRED, 6, seed=8, workers=1)
+    shifted = synth.synthesize(dataclasses.replace(PAIRED, hairline_shift_mm=15.0), 6, seed=8, workers=1)
     np.testing.assert_array_equal(plain["pt2d_68"], shifted["pt2d_68"])  # its own stream: the same people and poses
     with pytest.raises(synth.PosenetError, match="hairline shift"):
         synth.synthesize(dataclasses.replace(CLEAN, hairline_shift_mm=-1.0), 1, seed=0, workers=1)
