@@ -1606,10 +1606,9 @@ def _check_config(config: SynthConfig, n: int, workers: int) -> None:
     if not -BROW_LOWERING_LIMIT_MM <= config.brow_lowering_mm <= BROW_LOWERING_LIMIT_MM:
         raise PosenetError(f"brow lowering: must be within +-{BROW_LOWERING_LIMIT_MM:g} mm, got {config.brow_lowering_mm:g}")
     _check_interval("hair volume", config.hair_volume_mm, 0.0, HAIR_VOLUME_LIMIT_MM, " mm")
-    if not 0.0 <= config.hairline_shift_mm <= HAIRLINE_SHIFT_LIMIT_MM:
-        raise PosenetError(f"hairline shift: must be 0..{HAIRLINE_SHIFT_LIMIT_MM:g} mm, got {config.hairline_shift_mm:g}")
-    if not 0.0 <= config.hairline_tilt_mm <= HAIRLINE_SHIFT_LIMIT_MM:
-        raise PosenetError(f"hairline tilt: must be 0..{HAIRLINE_SHIFT_LIMIT_MM:g} mm, got {config.hairline_tilt_mm:g}")
+    for name, value in (("hairline shift", config.hairline_shift_mm), ("hairline tilt", config.hairline_tilt_mm)):
+        if not 0.0 <= value <= HAIRLINE_SHIFT_LIMIT_MM:
+            raise PosenetError(f"{name}: must be 0..{HAIRLINE_SHIFT_LIMIT_MM:g} mm, got {value:g}")
     low, high = config.face_distance_mm
     if not NEAR_MM * 4 <= low <= high:
         raise PosenetError(f"face distance: need {NEAR_MM * 4:g} mm <= near <= far, got {low:g}..{high:g} mm")

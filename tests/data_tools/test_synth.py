@@ -435,6 +435,11 @@ def test_hair_volume_reshapes_the_head_outline_only():
         synth.synthesize(dataclasses.replace(CLEAN, hair_volume_mm=(30.0, 20.0)), 1, seed=0, workers=1)
 
 
+def _hair_pixels(pixels: np.ndarray, hair: np.ndarray, skin: np.ndarray) -> int:
+    """How many of the RGB `pixels` are nearer the hair colour than the skin colour."""
+    return int(np.sum(np.linalg.norm(pixels - hair, axis=1) < np.linalg.norm(pixels - skin, axis=1)))
+
+
 def test_a_hairline_shift_moves_the_paint_above_the_brows_only():
     appearance = dataclasses.replace(synth.sample_appearance(MEAN_FACE, np.random.default_rng(3)), hair_style=0)
     quat, camera = geometry.aflw_to_quat(np.zeros(3)), np.array([600.0, 600.0, 128.0, 128.0])
@@ -445,7 +450,7 @@ def test_a_hairline_shift_moves_the_paint_above_the_brows_only():
     assert changed_rows.size and changed_rows.max() < brow_top - 5  # the hairline moved, the brows did not
     skin, hair = appearance.colours[0], appearance.colours[1]
     column = [view[0][30:100, 128].astype(float) for view in views]  # down the forehead's midline
-    hair_rows = [int(np.sum(np.linalg.norm(c - hair, axis=1) < np.linalg.norm(c - skin, axis=1))) for c in column]
+    hair_rows = [_hair_pixels(c, hair, skin) for c in column]
     assert hair_rows[0] > hair_rows[1] > hair_rows[2]  # a lower hairline: more hair above the brows
     plain = synth.synthesize(PAIRED, 6, seed=8, workers=1)
     shifted = synth.synthesize(dataclasses.replace(PAIRED, hairline_shift_mm=15.0), 6, seed=8, workers=1)
@@ -468,7 +473,7 @@ def test_a_hairline_tilt_lowers_the_hair_on_one_side_of_the_forehead_and_raises_
                                           np.array([0, 0, 600.0]), camera, (256, 256))
         brow_top = int(points[17:27, 1].min())
         columns = [image[20:brow_top, x].astype(float) for x in (100, 156)]
-        return [int(np.sum(np.linalg.norm(c - hair, axis=1) < np.linalg.norm(c - skin, axis=1))) for c in columns]
+        return [_hair_pixels(c, hair, skin) for c in columns]
 
     level, tilted, mirrored = hair_rows(0.0), hair_rows(20.0), hair_rows(-20.0)
     assert (tilted[0] - level[0]) * (tilted[1] - level[1]) < 0  # lower on one side, higher on the other
