@@ -58,6 +58,7 @@ from posenet.core.geometry import (
     HEAD_SIZE_MM,
     aflw_to_quat,
     head_coords,
+    neck_to_quat,
     project,
     quat_to_matrix,
     quat_to_rotvec,
@@ -133,6 +134,10 @@ class SynthConfig:
     # v6; with 0, renderer v5's pitches: 2 % beyond 30 deg, where nets read real faces at half size).
     # Drawn after a person's optional draws, so options that draw change which faces are steep.
     wide_pitch_share: float = REALISTIC_WIDE_PITCH
+    # The drawn angles are the neck's (`geometry.neck_to_quat`: turn, then nod about the turned
+    # head's ear axis, then tilt), not AFLW's Euler angles; labels stay AFLW's, exactly. A turned
+    # head that looks down then carries AFLW pitch and roll together, as photographed people do.
+    neck_pose: bool = False
     # Face crops: the head on the camera's optical axis, so that the label is also the pose the
     # face appears to have in the crop (what weak-perspective labels such as AFLW's describe).
     # False: anywhere in a wide virtual frame, where a head seen off-axis looks turned by up to
@@ -1323,13 +1328,15 @@ def _truncated_normal(rng: np.random.Generator, sigma: float, limit: float, cent
 
 
 def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
-    """A quaternion whose yaw, pitch and roll (AFLW convention, degrees) stay within the ranges.
+    """A quaternion whose three drawn angles (degrees) stay within the ranges.
 
     "uniform": each angle uniform in +-range. "realistic" (the default): as people are
     photographed, mostly near frontal: pitch and roll normal (`pose_sigma_deg`), yaw normal
     too except a REALISTIC_WIDE_YAW share drawn uniformly over the whole range, so profiles out to
     +-90 stay common enough to learn; `wide_pitch_share` (renderer v6: REALISTIC_WIDE_PITCH) does the
     same for pitch.
+    The angles are AFLW's (its labels then stay in the ranges), or with `neck_pose` the neck's
+    (`geometry.neck_to_quat`), whose AFLW labels may leave them.
     The spreads are set from the published pose statistics of face datasets in general, not
     fitted to any evaluation set.
     """
@@ -1346,6 +1353,8 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
             steep = _child(rng)
             if steep.uniform() < config.wide_pitch_share:
                 pitch = steep.uniform(-limits[1], limits[1])
+    if config.neck_pose:
+        return neck_to_quat(np.radians([yaw, pitch, roll]))
     return aflw_to_quat(np.radians([pitch, yaw, roll]))
 
 

@@ -24,6 +24,7 @@ from scipy.spatial.transform import Rotation
 
 HEAD_SIZE_MM = 100.0  # `coords` size: projected length of 100 mm at the head centre
 AFLW_EULER_ORDER = "XYZ"  # intrinsic; only this module may name an Euler order
+NECK_EULER_ORDER = "YXZ"  # intrinsic: turn about the vertical, nod about the turned ear axis, tilt
 
 
 def _apply(fn, array: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -77,6 +78,19 @@ def aflw_to_quat(pitch_yaw_roll: np.ndarray) -> np.ndarray:
     pyr = np.asarray(pitch_yaw_roll, dtype=np.float64)
     angles = np.stack([-pyr[..., 0], pyr[..., 1], pyr[..., 2]], axis=-1)
     return canonical_quat(_apply(lambda a: Rotation.from_euler(AFLW_EULER_ORDER, a).as_quat(), angles, (3,)))
+
+
+def neck_to_quat(yaw_pitch_roll: np.ndarray) -> np.ndarray:
+    """A head turned (yaw), then nodded about its own ear-to-ear axis (pitch), then tilted (roll).
+
+    The order of the neck's joints: the nod happens in the already turned head, so a profile
+    that looks down nods in the image plane. In AFLW's order (`aflw_to_quat`) pitch turns about
+    the camera's horizontal axis instead; both agree for near-frontal faces. Signs as AFLW's
+    (pitch > 0 looks up, yaw > 0 turns to the image's left); radians.
+    """
+    ypr = np.asarray(yaw_pitch_roll, dtype=np.float64)
+    angles = np.stack([ypr[..., 0], -ypr[..., 1], ypr[..., 2]], axis=-1)
+    return canonical_quat(_apply(lambda a: Rotation.from_euler(NECK_EULER_ORDER, a).as_quat(), angles, (3,)))
 
 
 def quat_to_aflw(q: np.ndarray) -> np.ndarray:

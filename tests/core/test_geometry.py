@@ -61,6 +61,22 @@ def test_aflw_mapping_worked_examples():
     np.testing.assert_allclose(g.ypr_deg(g.aflw_to_quat([p, y, r])), [-40.0, 10.0, 25.0], atol=1e-9)
 
 
+def test_neck_pose_nods_about_the_turned_ear_axis():
+    turn, nod, tilt = np.radians([70.0, -20.0, 15.0])
+    ear, nose = np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, -1.0])
+    turned = g.quat_to_matrix(g.neck_to_quat([turn, 0.0, 0.0]))
+    nodded = g.quat_to_matrix(g.neck_to_quat([turn, nod, 0.0]))
+    np.testing.assert_allclose(nodded @ ear, turned @ ear, atol=1e-12)  # the nod keeps the turned ear axis
+    assert (nodded @ nose)[1] > 0.3  # and the nose goes down in the image: a profile looking down
+    tilted = g.quat_to_matrix(g.neck_to_quat([turn, nod, tilt]))
+    np.testing.assert_allclose(tilted @ nose, nodded @ nose, atol=1e-12)  # the tilt turns about the nose
+    for yaw_pitch_roll in ([turn, 0.0, 0.0], [0.0, nod, 0.0], [0.0, 0.0, tilt]):  # one joint alone: AFLW's angle
+        aflw = np.array(yaw_pitch_roll)[[1, 0, 2]]
+        assert same_rotation(g.neck_to_quat(yaw_pitch_roll), g.aflw_to_quat(aflw))
+    yaw, pitch, roll = g.ypr_deg(g.neck_to_quat([turn, nod, 0.0]))  # AFLW reads the nod as pitch and roll
+    assert yaw > 45.0 and pitch < -25.0 and roll < -25.0
+
+
 def test_opentrack_sample_quaternions_match_the_aflw_mapping(shared_data):
     """Opentrack's own file (AFLW2000 images 02788 and 02773) agrees with our AFLW mapping.
 

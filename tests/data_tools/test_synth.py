@@ -127,6 +127,23 @@ def test_wide_pitch_share_spreads_that_share_over_the_range_and_keeps_the_other_
     np.testing.assert_allclose(quarter[:, [0, 2]], normal[:, [0, 2]], atol=1e-6)  # the same people, turned alike
 
 
+def test_neck_pose_composes_the_same_draws_the_neck_way():
+    def poses(neck: bool) -> np.ndarray:
+        config = dataclasses.replace(synth.SynthConfig(), neck_pose=neck)
+        return np.stack([synth.sample_pose(config, np.random.default_rng([6, i])) for i in range(2000)])
+
+    aflw, neck = poses(False), poses(True)
+    yaw, pitch, roll = np.radians(geometry.ypr_deg(aflw)).T
+    np.testing.assert_allclose(geometry.geodesic_deg(geometry.neck_to_quat(np.stack([yaw, pitch, roll], -1)), neck),
+                               0.0, atol=1e-6)  # the same people, turned and nodded in the neck's order
+    for labels, turned_heads_roll in ((geometry.ypr_deg(aflw), False), (geometry.ypr_deg(neck), True)):
+        turned = np.abs(labels[:, 0]) > 45.0
+        tilt = labels[turned, 2] * np.sign(labels[turned, 0])  # roll towards the turn
+        rolled = np.mean(np.abs(tilt) > 20.0)
+        coupled = np.corrcoef(labels[turned, 1], tilt)[0, 1]
+        assert (rolled > 0.3 and coupled > 0.8) if turned_heads_roll else (rolled < 0.1 and abs(coupled) < 0.2)
+
+
 def test_frontal_face_landmarks_lie_in_the_roi_and_the_image():
     config = dataclasses.replace(CLEAN, yaw_range=0.0, pitch_range=0.0, roll_range=0.0)
     sample = synth.render_sample(config, 0, 0)
