@@ -100,7 +100,7 @@ EYEBALL_RADIUS_MM = 12.0  # the iris centre moves on this sphere as the eye turn
 EYE_TURN_LIMIT_DEG = (30.0, 20.0)  # horizontal, vertical: beyond this people turn the head, not the eyes
 GAZE_JITTER_DEG = 4.0  # the eyes' spread about the camera (a lens, or the screen just below a webcam)
 IRIS_RADIUS_MM, PUPIL_RADIUS_MM = 5.5, 2.2
-SOURCE = "posenet-synth v6"  # bump when the same config and seed would render other pixels (stale caches re-render)
+SOURCE = "posenet-synth v8"  # bump when the same config and seed would render other pixels (stale caches re-render)
 
 SHIFT = 4  # fillConvexPoly sub-pixel bits
 NEAR_MM = 50.0  # triangles closer than this to the camera plane are dropped
@@ -114,8 +114,8 @@ MATMUL_ROWS = 16384  # row block for per-pixel matrix products (see _matmul_rows
 class SynthConfig:
     """Everything that shapes a synthetic dataset except its seed and size.
 
-    Angles in degrees: yaw, pitch and roll are drawn uniformly from +-range (AFLW
-    convention, see geometry.ypr_deg). `identity_scale` and `expression_scale` scale the
+    Angles in degrees: yaw, pitch and roll are drawn within +-range (see sample_pose; labels are
+    AFLW's, geometry.ypr_deg). `identity_scale` and `expression_scale` scale the
     random shape offsets (0, with `brow_lowering_mm` 0, renders the exact mean face of
     facemodel.LANDMARKS_68).
     """
@@ -134,10 +134,11 @@ class SynthConfig:
     # v6; with 0, renderer v5's pitches: 2 % beyond 30 deg, where nets read real faces at half size).
     # Drawn after a person's optional draws, so options that draw change which faces are steep.
     wide_pitch_share: float = REALISTIC_WIDE_PITCH
-    # The drawn angles are the neck's (`geometry.neck_to_quat`: turn, then nod about the turned
+    # "realistic": the drawn angles are the neck's (`geometry.neck_to_quat`: turn, then nod about the turned
     # head's ear axis, then tilt), not AFLW's Euler angles; labels stay AFLW's, exactly. A turned
-    # head that looks down then carries AFLW pitch and roll together, as photographed people do.
-    neck_pose: bool = False
+    # head that looks down then carries AFLW pitch and roll together, as photographed people do
+    # (renderer v8; False: v6's poses, AFLW's angles drawn independently).
+    neck_pose: bool = True
     # Face crops: the head on the camera's optical axis, so that the label is also the pose the
     # face appears to have in the crop (what weak-perspective labels such as AFLW's describe).
     # False: anywhere in a wide virtual frame, where a head seen off-axis looks turned by up to
@@ -1335,8 +1336,8 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     too except a REALISTIC_WIDE_YAW share drawn uniformly over the whole range, so profiles out to
     +-90 stay common enough to learn; `wide_pitch_share` (renderer v6: REALISTIC_WIDE_PITCH) does the
     same for pitch.
-    The angles are AFLW's (its labels then stay in the ranges), or with `neck_pose` the neck's
-    (`geometry.neck_to_quat`), whose AFLW labels may leave them.
+    "uniform" draws AFLW's angles, its labels then stay in the ranges; "realistic" draws the neck's
+    (`neck_pose`, renderer v8: `geometry.neck_to_quat`), whose AFLW labels may leave them.
     The spreads are set from the published pose statistics of face datasets in general, not
     fitted to any evaluation set.
     """
@@ -1353,8 +1354,8 @@ def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
             steep = _child(rng)
             if steep.uniform() < config.wide_pitch_share:
                 pitch = steep.uniform(-limits[1], limits[1])
-    if config.neck_pose:
-        return neck_to_quat(np.radians([yaw, pitch, roll]))
+        if config.neck_pose:
+            return neck_to_quat(np.radians([yaw, pitch, roll]))
     return aflw_to_quat(np.radians([pitch, yaw, roll]))
 
 

@@ -365,7 +365,8 @@ def benchmark(quick: bool, real: str | Path | None = None, json_path: str | Path
 
 # --- the ablation: one row per renderer change ----------------------------------------------------
 
-RENDERER_V5 = {"wide_pitch_share": 0.0}  # session 8's defaults, where v6 differs
+RENDERER_V6 = {"neck_pose": False}  # sessions 10-11's defaults, where v8 differs (v7: a reverted variant)
+RENDERER_V5 = {**RENDERER_V6, "wide_pitch_share": 0.0}  # session 8's defaults, where v6 differs
 # session 7's defaults, where v5 differs
 RENDERER_V4 = {**RENDERER_V5, "face_layout": "model", "brow_lowering_mm": synth.BROW_LOWERING_ANTHROPOMETRIC_MM}
 RENDERER_V3 = {**RENDERER_V4, "eye_gaze": "ahead"}  # session 6's defaults, where v4 differs
@@ -402,10 +403,12 @@ ABLATION = {  # row label -> SynthConfig fields changed from the defaults (the f
     "renderer v5, hairlines moved up or down by up to 15 mm": {**RENDERER_V5, "hairline_shift_mm": 15.0},
     "renderer v5, face depth x0.7-1 per person (the face model's to the 3DMM's)": {**RENDERER_V5,
                                                                                   "face_depth_scale": (0.7, 1.0)},
-    "+ a quarter of the pitches uniform over +-60 deg (= renderer v6, current defaults)": {},
-    "renderer v6, face depth x0.7-1 per person": {"face_depth_scale": (0.7, 1.0)},
-    "renderer v6, hairlines moved up or down by up to 15 mm": {"hairline_shift_mm": 15.0},
-    "renderer v6, hairlines moved and tilted by up to 15 mm": {"hairline_shift_mm": 15.0, "hairline_tilt_mm": 15.0},
+    "+ a quarter of the pitches uniform over +-60 deg (= renderer v6)": RENDERER_V6,
+    "renderer v6, face depth x0.7-1 per person": {**RENDERER_V6, "face_depth_scale": (0.7, 1.0)},
+    "renderer v6, hairlines moved up or down by up to 15 mm (v7, reverted)": {**RENDERER_V6, "hairline_shift_mm": 15.0},
+    "renderer v6, hairlines moved and tilted by up to 15 mm": {**RENDERER_V6, "hairline_shift_mm": 15.0,
+                                                              "hairline_tilt_mm": 15.0},
+    "+ poses drawn in the neck's order (= renderer v8, current defaults)": {},
 }
 
 
