@@ -134,10 +134,10 @@ class SynthConfig:
     # v6; with 0, renderer v5's pitches: 2 % beyond 30 deg, where nets read real faces at half size).
     # Drawn after a person's optional draws, so options that draw change which faces are steep.
     wide_pitch_share: float = REALISTIC_WIDE_PITCH
-    # "realistic": the drawn angles are the neck's (`geometry.neck_to_quat`: turn, then nod about the turned
-    # head's ear axis, then tilt), not AFLW's Euler angles; labels stay AFLW's, exactly. A turned
-    # head that looks down then carries AFLW pitch and roll together, as photographed people do
-    # (renderer v8; False: v6's poses, AFLW's angles drawn independently).
+    # "realistic": the drawn angles are the neck's (`geometry.neck_to_quat`: turn, then nod about
+    # the turned head's ear axis, then tilt), not AFLW's Euler angles; labels stay AFLW's, exactly.
+    # A turned head that looks down then carries AFLW pitch and roll together, as photographed
+    # people do (renderer v8; False: v6's poses, AFLW's angles drawn independently).
     neck_pose: bool = True
     # Face crops: the head on the camera's optical axis, so that the label is also the pose the
     # face appears to have in the crop (what weak-perspective labels such as AFLW's describe).
@@ -1331,13 +1331,12 @@ def _truncated_normal(rng: np.random.Generator, sigma: float, limit: float, cent
 def sample_pose(config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
     """A quaternion whose three drawn angles (degrees) stay within the ranges.
 
-    "uniform": each angle uniform in +-range. "realistic" (the default): as people are
-    photographed, mostly near frontal: pitch and roll normal (`pose_sigma_deg`), yaw normal
-    too except a REALISTIC_WIDE_YAW share drawn uniformly over the whole range, so profiles out to
-    +-90 stay common enough to learn; `wide_pitch_share` (renderer v6: REALISTIC_WIDE_PITCH) does the
-    same for pitch.
-    "uniform" draws AFLW's angles, its labels then stay in the ranges; "realistic" draws the neck's
-    (`neck_pose`, renderer v8: `geometry.neck_to_quat`), whose AFLW labels may leave them.
+    "uniform": AFLW's yaw, pitch and roll, each uniform in +-range (the labels stay in the ranges).
+    "realistic" (the default): as people are photographed, mostly near frontal: pitch and roll
+    normal (`pose_sigma_deg`), yaw normal too except a REALISTIC_WIDE_YAW share drawn uniformly over
+    the whole range, so profiles out to +-90 stay common enough to learn; `wide_pitch_share`
+    (renderer v6: REALISTIC_WIDE_PITCH) does the same for pitch. With `neck_pose` (renderer v8)
+    these are the neck's angles (`geometry.neck_to_quat`), whose AFLW labels may leave the ranges.
     The spreads are set from the published pose statistics of face datasets in general, not
     fitted to any evaluation set.
     """
