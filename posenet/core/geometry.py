@@ -73,11 +73,15 @@ def quat_multiply(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
     return canonical_quat(product.as_quat().reshape(q1.shape))
 
 
+def _euler_to_quat(order: str, angles: np.ndarray) -> np.ndarray:
+    """Intrinsic Euler angles (radians, scipy's `order`) -> canonical quaternion."""
+    return canonical_quat(_apply(lambda a: Rotation.from_euler(order, a).as_quat(), angles, (3,)))
+
+
 def aflw_to_quat(pitch_yaw_roll: np.ndarray) -> np.ndarray:
     """AFLW2000-3D / 300W-LP `Pose_Para[:3]` (pitch, yaw, roll, radians) -> quaternion."""
     pyr = np.asarray(pitch_yaw_roll, dtype=np.float64)
-    angles = np.stack([-pyr[..., 0], pyr[..., 1], pyr[..., 2]], axis=-1)
-    return canonical_quat(_apply(lambda a: Rotation.from_euler(AFLW_EULER_ORDER, a).as_quat(), angles, (3,)))
+    return _euler_to_quat(AFLW_EULER_ORDER, np.stack([-pyr[..., 0], pyr[..., 1], pyr[..., 2]], axis=-1))
 
 
 def neck_to_quat(yaw_pitch_roll: np.ndarray) -> np.ndarray:
@@ -89,8 +93,7 @@ def neck_to_quat(yaw_pitch_roll: np.ndarray) -> np.ndarray:
     (pitch > 0 looks up, yaw > 0 turns to the image's left); radians.
     """
     ypr = np.asarray(yaw_pitch_roll, dtype=np.float64)
-    angles = np.stack([ypr[..., 0], -ypr[..., 1], ypr[..., 2]], axis=-1)
-    return canonical_quat(_apply(lambda a: Rotation.from_euler(NECK_EULER_ORDER, a).as_quat(), angles, (3,)))
+    return _euler_to_quat(NECK_EULER_ORDER, np.stack([ypr[..., 0], -ypr[..., 1], ypr[..., 2]], axis=-1))
 
 
 def quat_to_aflw(q: np.ndarray) -> np.ndarray:

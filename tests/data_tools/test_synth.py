@@ -134,8 +134,8 @@ def test_neck_pose_composes_the_same_draws_the_neck_way():
         return np.stack([synth.sample_pose(config, np.random.default_rng([6, i])) for i in range(2000)])
 
     aflw, neck = poses(False), poses(True)
-    yaw, pitch, roll = np.radians(geometry.ypr_deg(aflw)).T
-    np.testing.assert_allclose(geometry.geodesic_deg(geometry.neck_to_quat(np.stack([yaw, pitch, roll], -1)), neck),
+    drawn = np.radians(geometry.ypr_deg(aflw))  # (yaw, pitch, roll): neck_to_quat's order too
+    np.testing.assert_allclose(geometry.geodesic_deg(geometry.neck_to_quat(drawn), neck),
                                0.0, atol=1e-6)  # the same people, turned and nodded in the neck's order
     for labels, turned_heads_roll in ((geometry.ypr_deg(aflw), False), (geometry.ypr_deg(neck), True)):
         turned = np.abs(labels[:, 0]) > 45.0
