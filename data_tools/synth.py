@@ -919,7 +919,7 @@ def _draw_torso(image: np.ndarray, appearance: Appearance, triangles: np.ndarray
 
 
 def _attribute_planes(corners_px: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Per-triangle affine planes (T, 3, C): value = x * P[0] + y * P[1] + P[2] inside the
+    """Per-triangle affine planes (3, T, C): value = x * P[0] + y * P[1] + P[2] inside the
     triangle with corner pixels (T, 3, 2) and corner values (T, 3, C); degenerate
     triangles get a constant plane."""
     (x0, y0), (x1, y1), (x2, y2) = (corners_px[:, k, :, None].transpose(1, 0, 2) for k in range(3))
@@ -928,7 +928,7 @@ def _attribute_planes(corners_px: np.ndarray, values: np.ndarray) -> np.ndarray:
     det = np.where(np.abs(det) < 1e-9, np.inf, det)
     ddx = (dv1 * (y2 - y0) - dv2 * (y1 - y0)) / det
     ddy = (dv2 * (x1 - x0) - dv1 * (x2 - x0)) / det
-    return np.stack([ddx, ddy, v0 - ddx * x0 - ddy * y0], axis=1)
+    return np.stack([ddx, ddy, v0 - ddx * x0 - ddy * y0])
 
 
 def _matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1005,7 +1005,7 @@ def _albedo(appearance: Appearance, row: np.ndarray, col: np.ndarray, back: np.n
     if appearance.beard > 0:
         coverage = appearance.beard * np.take(beard.reshape(-1), texel)[:, None]
         albedo += coverage * (colours[REGIONS.index("hair")] - albedo)
-    grain = np.take(detail.reshape(-1), (texel + appearance.detail_shift) % detail.size)
+    grain = np.take(detail.reshape(-1), texel + appearance.detail_shift, mode="wrap")
     return albedo * (1.0 + appearance.detail * grain[:, None])
 
 
@@ -1127,9 +1127,9 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
     width = ids.shape[1]
     x = (covered % width).astype(np.float32)[:, None] + np.float32(0.5)
     y = (covered // width).astype(np.float32)[:, None] + np.float32(0.5)
-    values = np.take(planes[:, 2], triangle, axis=0)
-    values += x * np.take(planes[:, 0], triangle, axis=0)
-    values += y * np.take(planes[:, 1], triangle, axis=0)
+    values = np.take(planes[2], triangle, axis=0)
+    values += x * np.take(planes[0], triangle, axis=0)
+    values += y * np.take(planes[1], triangle, axis=0)
     albedo = _albedo(appearance, values[:, 0], values[:, 1], np.take(back[drawn], triangle), iris_offset)
     colour = albedo * values[:, 2:5] + values[:, 5:6]
     image.reshape(-1, 3)[covered] = np.clip(colour, 0.0, 255.0).astype(np.uint8)
@@ -1504,11 +1504,9 @@ def _render_range(task: tuple[SynthConfig, int, int, int]) -> list[dict[str, np.
 
 
 def _worker_init() -> None:
-    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only compete
-    defaults = SynthConfig()
-    irises = defaults.eye_gaze == "ahead"  # the defaults' textures, under the key _albedo asks for
-    face = (defaults.face_layout, defaults.neutral_mouth, defaults.warp_contour)
-    head_mesh(*face), _mesh_texels(*face), _textures(True, EYE_OPENING_SCALE, irises), _textures(False, EYE_OPENING_SCALE, irises)
+    """One process per core: OpenCV's own threads would only compete. The meshes and textures
+    are built on first use, so a worker builds only those its config renders with."""
+    cv2.setNumThreads(1)
 
 
 def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
