@@ -1133,8 +1133,9 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
     values += x * np.take(planes[0], triangle, axis=1)
     values += y * np.take(planes[1], triangle, axis=1)
     albedo = _albedo(appearance, values[0], values[1], np.take(back[drawn], triangle), iris_offset)
-    colour = np.clip(albedo * values[2:5] + values[5], 0.0, 255.0)
-    image.reshape(-1, 3)[covered] = colour.T.astype(np.uint8)
+    colour = np.clip(albedo * values[2:5] + values[5], 0.0, 255.0).astype(np.uint8)
+    for channel in range(3):  # one channel at a time: assigning (n, 3) rows is ~4x slower
+        image.reshape(-1)[covered * 3 + channel] = colour[channel]
 
 
 # --- backgrounds and image degradations --------------------------------------------------------------
