@@ -1409,8 +1409,9 @@ def _face_on_axis(model_points: np.ndarray, quat: np.ndarray, translation: np.nd
                   camera: np.ndarray) -> np.ndarray:
     """The head moved sideways (same depth) until its landmark box is centred on the optical axis,
     so that the crop sees the face straight on: the pose weak-perspective labels (AFLW's) describe."""
+    rotated = transform(model_points, quat, np.zeros(3))
     for _ in range(FACE_ON_AXIS_STEPS):
-        points = transform(model_points, quat, translation)
+        points = rotated + translation
         box = _face_box(project(points, camera))
         offset_px = (box[:2] + box[2:]) / 2.0 - camera[2:]
         translation = translation - np.append(offset_px * points[:, 2].mean() / camera[:2], 0.0)
