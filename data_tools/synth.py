@@ -891,7 +891,8 @@ def _visible_far_to_near(pixels: np.ndarray, points_cam: np.ndarray, triangles: 
     drawn = np.flatnonzero(facing & inside & (near > NEAR_MM))
     far = depth[drawn, 0] + depth[drawn, 1] + depth[drawn, 2]
     drawn = drawn[np.argsort(-far, kind="stable")]
-    polygons = np.round((np.take(corners, drawn, axis=0) - 0.5) * (1 << SHIFT)).astype(np.int32)  # OpenCV: centres at integers
+    corners = np.take(corners, drawn, axis=0)
+    polygons = np.round((corners - 0.5) * (1 << SHIFT)).astype(np.int32)  # OpenCV: centres at integers
     return drawn, polygons
 
 
@@ -1134,8 +1135,9 @@ def _draw_head(image: np.ndarray, appearance: Appearance, mesh: HeadMesh, points
     values += y * np.take(planes[1], triangle, axis=1)
     albedo = _albedo(appearance, values[0], values[1], np.take(back[drawn], triangle), iris_offset)
     colour = np.clip(albedo * values[2:5] + values[5], 0.0, 255.0).astype(np.uint8)
+    flat_image, red = image.reshape(-1), covered * 3
     for channel in range(3):  # one channel at a time: assigning (n, 3) rows is ~4x slower
-        image.reshape(-1)[covered * 3 + channel] = colour[channel]
+        flat_image[red + channel] = colour[channel]
 
 
 # --- backgrounds and image degradations --------------------------------------------------------------

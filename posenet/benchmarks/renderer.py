@@ -24,13 +24,13 @@ def benchmark(quick: bool) -> list[str]:
     """Labelled 256x256 face images per second (rendered, degraded, JPEG-encoded, in memory).
 
     Prints and returns the wall-clock rate with one process and with one process per core,
-    best and median of REPEATS runs, plus the CPU time
-    per image of the single process and the load average, so a figure taken on a busy machine
-    can be told from the renderer's own speed. As a long render does, the runs leave out what a
-    process does once: building the meshes and textures (single process) and starting the
-    forkserver the pools fork from; each pool's own start (its workers building their textures)
-    stays in. The single process runs OpenCV on one thread, as each worker of the pool does: its
-    own threads would add CPU time that a full pool has no spare core for.
+    best and median of REPEATS runs, plus the CPU time per image of the single process and the
+    load average, so a figure taken on a busy machine can be told from the renderer's own
+    speed. As a long render does, the runs leave out what a process does once: building the
+    meshes and textures (single process) and starting the forkserver the pools fork from; each
+    pool's own start (its workers building their textures) stays in. The single process runs
+    OpenCV on one thread, as each worker of the pool does: its own threads would add CPU time
+    that a full pool has no spare core for.
     """
     n, repeats = (96, 1) if quick else (2000, REPEATS)
     config = SynthConfig()
@@ -56,9 +56,9 @@ def benchmark(quick: bool) -> list[str]:
     ceiling = cores * 1e3 / cpu_ms
     print(f"renderer: {cpu_ms:.1f} ms CPU per image in one process -> {ceiling:.0f} images/s on {cores} idle cores; "
           f"load average {load:.1f}")
-    lines += ["", f"CPU time per image (one process, best run): {cpu_ms:.1f} ms, i.e. {ceiling:.0f} images/s on {cores} "
-                  f"idle cores. Load average during the runs: {load:.1f} (other work on the machine lowers the "
-                  "wall-clock rates).",
+    lines += ["", f"CPU time per image (one process, best run): {cpu_ms:.1f} ms, i.e. {ceiling:.0f} images/s on "
+                  f"{cores} idle cores. Load average during the runs: {load:.1f} (other work on the machine lowers "
+                  "the wall-clock rates).",
               f"Target: >= 200 images/s on 2 cores (DESIGN.md §7). JPEG quality {config.quality}, "
               "procedural backgrounds, occluders and all degradations on."]
     return lines
