@@ -10,12 +10,13 @@ from posenet import cli
 
 
 def test_quick_renderer_benchmark_reports_each_worker_count_and_restores_opencv_threads(tmp_path, capsys):
+    before = cv2.getNumThreads()
     cv2.setNumThreads(3)
     try:
         assert cli.main(["bench", "renderer", "--quick", "--results", str(tmp_path)]) == 0
         assert cv2.getNumThreads() == 3  # the single-process runs use one thread, then hand the setting back
     finally:
-        cv2.setNumThreads(-1)
+        cv2.setNumThreads(before)
     printed = capsys.readouterr().out
     workers = [1] + ([os.cpu_count()] if (os.cpu_count() or 1) > 1 else [])
     for count in workers:
